@@ -1,0 +1,83 @@
+"""The crop function against the reference implementations' recorded crops."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import shared_path
+from tracker.crop import crop_square, padding_value, window_origin
+
+PYSOT_STYLE = ["pysot/siamrpn_alex_dwxcorr", "pysot/siamrpn_mobilev2_l234_dwxcorr"]
+
+
+def _cases(folder):
+    base = shared_path("fixtures", folder)
+    cases = json.loads((base / "crops.json").read_text())["cases"]
+    return cases, np.load(base / "crops.npz")
+
+
+def _frame(case):
+    return cv2.imread(str(shared_path("data", "otb", case["sequence"], case["frame_file"])))
+
+
+@pytest.mark.parametrize("folder", PYSOT_STYLE)
+def test_pysot_style_crops_are_exact(folder):
+    cases, arrays = _cases(folder)
+    assert len(cases) == 10
+    for case in cases:
+        size = case["original_size"]
+        x0 = window_origin(case["center_cxcy_0based"][0], size, "pysot")
+        y0 = window_origin(case["center_cxcy_0based"][1], size, "pysot")
+        assert [x0, y0] == case["window_x0y0_0based"], case["name"]
+        crop = crop_square(
+            _frame(case), case["center_cxcy_0based"], size, case["output_size"],
+            padding_value(case["avg_chans_bgr"], "pysot"), "pysot",
+        )
+        np.testing.assert_array_equal(crop, arrays[case["array"]], err_msg=case["name"])
+
+
+def test_siamfc_style_crops_are_exact():
+    cases, arrays = _cases("siamfc")
+    for case in cases:
+        size = int(np.round(case["size"]))
+        assert size == case["size_rounded"]
+        y0 = window_origin(case["center_cxcy_0based"][1], size, "siamfc")
+        x0 = window_origin(case["center_cxcy_0based"][0], size, "siamfc")
+        assert [y0, x0] == case["window_y0x0_0based"], case["name"]
+        rgb = _frame(case)[..., ::-1]
+        crop = crop_square(
+            rgb, case["center_cxcy_0based"], size, case["output_size"],
+            padding_value(case["avg_color_rgb"], "siamfc"), "siamfc",
+        )
+        np.testing.assert_array_equal(crop, arrays[case["array"]], err_msg=case["name"])
+
+
+def test_padding_value_truncates_or_rounds():
+    assert padding_value([134.43, 144.69, 0.5], "pysot").tolist() == [134, 144, 0]
+    assert padding_value([134.43, 144.69, 0.5], "siamfc").tolist() == [134, 145, 0]
+
+
+def test_origin_rules_differ_where_the_references_do():
+    # centre 10, 4-pixel window: pysot floor(10 - 2.5 + 0.5) = 8; DaSiamRPN round(8.0) = 8;
+    # siamfc round(10 - 1.5) = round(8.5) = 8 (half to even).
+    assert [window_origin(10, 4, c) for c in ("pysot", "dasiamrpn", "siamfc")] == [8, 8, 8]
+    assert [window_origin(10.5, 5, c) for c in ("pysot", "dasiamrpn", "siamfc")] == [8, 8, 8]
+    assert [window_origin(11, 4, c) for c in ("pysot", "dasiamrpn", "siamfc")] == [9, 9, 10]
+
+
+def test_window_entirely_outside_is_all_padding():
+    image = np.full((20, 30, 3), 7, np.uint8)
+    crop = crop_square(image, (-100.0, -100.0), 9, 9, np.array([1, 2, 3], np.uint8))
+    assert crop.shape == (9, 9, 3)
+    assert (crop.reshape(-1, 3) == [1, 2, 3]).all()
+
+
+def test_unknown_convention_and_bad_size_are_named():
+    with pytest.raises(ValueError, match="convention"):
+        window_origin(1.0, 3, "opencv")
+    with pytest.raises(ValueError, match="crop size"):
+        crop_square(np.zeros((4, 4, 3), np.uint8), (1.0, 1.0), 0, 3, np.zeros(3, np.uint8))

@@ -1,0 +1,25 @@
+"""tracker: real-time Siamese visual object tracking (SiamFC, SiamRPN, SiamRPN++, NanoTrack).
+
+Importing this package imports neither torch nor onnxruntime; backends load on first use.
+"""
+
+from .errors import (
+    CheckpointError,
+    NotInitializedError,
+    TrackerError,
+    UnknownNameError,
+    WeightsNotFoundError,
+)
+from .zoo import get_config, list_models
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError",
+    "NotInitializedError",
+    "TrackerError",
+    "UnknownNameError",
+    "WeightsNotFoundError",
+    "get_config",
+    "list_models",
+]

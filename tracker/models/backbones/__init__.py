@@ -1,0 +1,1 @@
+"""Backbones; registered in :mod:`tracker.models.catalog`."""

@@ -1,0 +1,73 @@
+"""Reading checkpoint files as their authors publish them, without executing their code.
+
+Checkpoints are untrusted input: they are unpickled with torch's ``weights_only`` mode, and
+the only extra globals allowed are the three numpy types NanoTrack's files carry in their
+training metadata (a float64 numpy scalar). A file that asks for anything else is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections import OrderedDict
+from pathlib import Path
+from typing import Dict, Mapping, Union
+
+import numpy as np
+import torch
+
+from ..errors import CheckpointError
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+# numpy 2 moved ``numpy.core`` to ``numpy._core``; the pickles name the old path.
+_NUMPY_METADATA_GLOBALS = [
+    (np._core.multiarray.scalar, "numpy.core.multiarray.scalar"),
+    np.dtype,
+    np.dtypes.Float64DType,
+]
+
+
+def read_checkpoint(path: PathLike) -> Dict[str, torch.Tensor]:
+    """Read a checkpoint file and return its state dict (tensors on the CPU).
+
+    Accepts a plain state dict or ``{"state_dict": ...}`` (other entries such as the
+    optimizer are ignored), with or without a ``module.`` prefix on every key.
+    """
+    file = Path(os.fspath(path))
+    if not file.is_file():
+        raise FileNotFoundError(f"checkpoint file not found: {file}")
+    try:
+        with torch.serialization.safe_globals(_NUMPY_METADATA_GLOBALS):
+            content = torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = str(exc).split("WeightsUnpickler error:")[-1].strip().splitlines()[0]
+        raise CheckpointError(
+            f"{file} is not a plain weights file and was refused (loading it would run code "
+            f"or build objects other than tensors: {reason})"
+        ) from None
+    except Exception as exc:  # torch raises many types for non-checkpoint files
+        raise CheckpointError(
+            f"{file} is not a PyTorch checkpoint ({type(exc).__name__}: {exc})"
+        ) from None
+    return extract_state_dict(content, str(file))
+
+
+def extract_state_dict(content: object, origin: str = "checkpoint") -> Dict[str, torch.Tensor]:
+    """The state dict inside a loaded checkpoint object, with ``module.`` prefixes removed."""
+    if isinstance(content, Mapping) and isinstance(content.get("state_dict"), Mapping):
+        content = content["state_dict"]
+    if not isinstance(content, Mapping) or not content:
+        raise CheckpointError(
+            f"{origin} holds no state dict (expected a dict of tensors or a dict with a "
+            f"'state_dict' entry, got {type(content).__name__})"
+        )
+    not_tensors = [str(k) for k, v in content.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise CheckpointError(
+            f"{origin} is not a state dict: entries {', '.join(not_tensors[:5])} are not tensors"
+        )
+    keys = [str(k) for k in content]
+    if all(k.startswith("module.") for k in keys):
+        return OrderedDict((k[len("module."):], v) for k, v in content.items())
+    return OrderedDict(content)

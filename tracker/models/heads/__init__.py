@@ -1,0 +1,1 @@
+"""Heads; registered in :mod:`tracker.models.catalog`."""
