@@ -3,6 +3,7 @@
 Importing this package imports neither torch nor onnxruntime; backends load on first use.
 """
 
+from .api import Tracker, TrackResult, build_tracker, describe
 from .errors import (
     CheckpointError,
     NotInitializedError,
@@ -15,6 +16,10 @@ from .zoo import get_config, list_models
 __version__ = "0.1.0"
 
 __all__ = [
+    "Tracker",
+    "TrackResult",
+    "build_tracker",
+    "describe",
     "CheckpointError",
     "NotInitializedError",
     "TrackerError",

@@ -27,6 +27,10 @@ _NUMPY_METADATA_GLOBALS = [
     np.dtypes.Float64DType,
 ]
 
+# How torch's weights-only unpickler reports a request for a forbidden global or type, as
+# opposed to bytes that are not a pickle at all.
+_FORBIDDEN_OBJECT_MARKERS = ("global", "can only build", "allowlist")
+
 
 def read_checkpoint(path: PathLike) -> Dict[str, torch.Tensor]:
     """Read a checkpoint file and return its state dict (tensors on the CPU).
@@ -41,11 +45,17 @@ def read_checkpoint(path: PathLike) -> Dict[str, torch.Tensor]:
         with torch.serialization.safe_globals(_NUMPY_METADATA_GLOBALS):
             content = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        reason = str(exc).split("WeightsUnpickler error:")[-1].strip().splitlines()[0]
-        raise CheckpointError(
-            f"{file} is not a plain weights file and was refused (loading it would run code "
-            f"or build objects other than tensors: {reason})"
-        ) from None
+        message = str(exc)
+        if "WeightsUnpickler error:" in message:
+            message = message.split("WeightsUnpickler error:", 1)[1]
+        lines = [line.strip() for line in message.splitlines() if line.strip()]
+        reason = next((line for line in lines if "GLOBAL" in line), lines[0] if lines else "")
+        if any(marker in reason.lower() for marker in _FORBIDDEN_OBJECT_MARKERS):
+            raise CheckpointError(
+                f"{file} is not a plain weights file and was refused (loading it would run "
+                f"code or build objects other than tensors: {reason})"
+            ) from None
+        raise CheckpointError(f"{file} is not a PyTorch checkpoint ({reason})") from None
     except Exception as exc:  # torch raises many types for non-checkpoint files
         raise CheckpointError(
             f"{file} is not a PyTorch checkpoint ({type(exc).__name__}: {exc})"

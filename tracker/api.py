@@ -1,0 +1,153 @@
+"""The public tracking API: ``build_tracker`` -> ``Tracker.init`` / ``Tracker.update``."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Tuple, Union
+
+import numpy as np
+
+from .config import ModelConfig
+from .errors import NotInitializedError
+from .geometry import Box, box_to_center, center_to_box
+from .inputs import as_bgr_frame, as_box
+from .loops import LOOPS, NetworkRunner
+from .zoo import get_config
+
+BACKENDS = ("torch", "onnxruntime")
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    """One frame's answer.
+
+    ``box``: ``(x, y, w, h)`` floats, pixels, (0, 0) = top-left corner of the frame.
+    ``score``: confidence in [0, 1] (foreground probability for RPN/NanoTrack models,
+    sigmoid of the response peak for SiamFC). ``lost``: ``score`` is below the model's
+    ``lost_threshold``; the box is then the tracker's best guess, kept for re-acquisition.
+    """
+
+    box: Box
+    score: float
+    lost: bool
+
+
+class Tracker:
+    """Follows one target through a sequence of frames.
+
+    Frames are H x W x 3 uint8 BGR arrays (grayscale H x W and BGRA H x W x 4 are
+    converted). Call :meth:`init` with the first frame and the target box, then
+    :meth:`update` with each following frame; calling :meth:`init` again restarts.
+    Different trackers may run in different threads; one tracker serialises its calls.
+    """
+
+    def __init__(self, config: ModelConfig, runner: NetworkRunner) -> None:
+        self.config = config
+        self._runner = runner
+        self._loop = LOOPS[config.family](config.tracking, runner, config.network.input_order)
+        self._frame_shape: Optional[Tuple[int, int]] = None
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def initialized(self) -> bool:
+        return self._frame_shape is not None
+
+    def clone(self) -> "Tracker":
+        """A new, uninitialised tracker sharing this one's network (no weights reload)."""
+        return Tracker(self.config, self._runner)
+
+    def init(self, frame: np.ndarray, box: Box) -> None:
+        """Start tracking the object inside ``box = (x, y, w, h)`` in ``frame``.
+
+        Raises ``ValueError`` for a frame that is not an image, and for a box that is not
+        four finite numbers, has ``w <= 0`` or ``h <= 0``, or lies entirely outside the frame.
+        """
+        frame = as_bgr_frame(frame, "frame")
+        box = as_box(box, frame.shape, "box")
+        with self._lock:
+            self._frame_shape = None
+            self._loop.start(frame, box_to_center(box))
+            self._frame_shape = frame.shape[:2]
+
+    def update(self, frame: np.ndarray) -> TrackResult:
+        """Locate the target in the next ``frame``.
+
+        Raises :class:`~tracker.NotInitializedError` before :meth:`init`, and
+        ``ValueError`` when the frame is not an image or its size differs from the
+        frame given to :meth:`init`.
+        """
+        frame = as_bgr_frame(frame, "frame")
+        with self._lock:
+            if self._frame_shape is None:
+                raise NotInitializedError("update() called before init(); call init(frame, box) first")
+            if frame.shape[:2] != self._frame_shape:
+                expected_h, expected_w = self._frame_shape
+                raise ValueError(
+                    f"frame is {frame.shape[1]}x{frame.shape[0]} but the tracker was initialised "
+                    f"on a {expected_w}x{expected_h} frame; call init() again for a new video"
+                )
+            state, score = self._loop.step(frame)
+        return TrackResult(
+            box=tuple(float(v) for v in center_to_box(*state)),
+            score=score,
+            lost=score < self.config.tracking.lost_threshold,
+        )
+
+
+def build_tracker(
+    model: Union[str, ModelConfig],
+    weights: Optional[Union[str, "os.PathLike[str]"]] = None,
+    *,
+    backend: str = "torch",
+    device: Optional[Any] = None,
+    **overrides: Any,
+) -> Tracker:
+    """A ready tracker for a model name (``tracker.list_models()``) or a config.
+
+    ``weights``: a checkpoint file (torch) or an export folder (onnxruntime); ``None``
+    looks the model's file up through the weights manifest (``$TRACKER_WEIGHTS``, the
+    project's ``weights/``, the user cache, then a download where the manifest has a URL).
+    ``overrides`` replace tracking hyper-parameters, e.g. ``window_influence=0.4``.
+    ``device`` (torch backend) is a torch device such as ``"cuda:0"``.
+    """
+    config = get_config(model) if isinstance(model, str) else model
+    if not isinstance(config, ModelConfig):
+        raise ValueError(f"model must be a model name or a ModelConfig, got {type(model).__name__}")
+    config = config.with_tracking(**overrides)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "torch":
+        from .backends.torch_backend import load_runner
+
+        if weights is None:
+            from .weights import resolve_weights
+
+            weights = resolve_weights(config.name, "checkpoint")
+        runner = load_runner(config, os.fspath(weights), device)
+    else:
+        from .backends.onnx_backend import load_runner as load_onnx_runner
+
+        runner = load_onnx_runner(config, weights)
+    return Tracker(config, runner)
+
+
+def describe(name: str) -> Dict[str, Any]:
+    """What a user needs to choose a model: description, config, source, licence, weights."""
+    from .weights import load_manifest
+
+    config = get_config(name)
+    return {
+        "name": config.name,
+        "family": config.family,
+        "description": config.description,
+        "source": config.source,
+        "license": config.license,
+        "config": config.to_dict(),
+        "weights": load_manifest()["models"].get(name, {}),
+    }

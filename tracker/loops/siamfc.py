@@ -1,0 +1,84 @@
+"""SiamFC's loop: a pyramid of search scales scored in one batch, on an upsampled map."""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+import cv2
+import numpy as np
+
+from ..config import SiamFCParams
+from ..crop import crop_square, padding_value
+from ..geometry import context_size, hanning_window
+from .base import State, TrackingLoop, channel_means, to_blob
+
+
+class SiamFCLoop(TrackingLoop):
+    """siamfc-pytorch's tracker.
+
+    The raw response (``out_scale * xcorr``) is a logit; ``sigmoid`` of its value at the
+    chosen peak is the frame's score.
+    """
+
+    params: SiamFCParams
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        p = self.params
+        half = (p.scale_num - 1) / 2
+        self._scales = p.scale_step ** np.linspace(-half, half, p.scale_num)
+        self._upscale = p.response_size * p.response_upsample
+        window = hanning_window(self._upscale)
+        self._window = window / window.sum()
+        # Scales other than the middle one pay a penalty before the best scale is chosen.
+        self._scale_penalties = np.where(
+            np.arange(p.scale_num) == p.scale_num // 2, 1.0, p.scale_penalty
+        )
+        self._kernel = None
+
+    def start(self, frame: np.ndarray, state: State) -> None:
+        p = self.params
+        cx, cy, w, h = state
+        self._pad = padding_value(channel_means(frame), p.convention)
+        self._z_size = context_size(w, h, p.context_amount)
+        self._x_size = self._z_size * p.instance_size / p.exemplar_size
+        z = crop_square(frame, (cx, cy), round(self._z_size), p.exemplar_size, self._pad, "siamfc")
+        self._kernel = self.runner.template(to_blob(z, input_order=self.input_order))
+        self._state = state
+
+    def step(self, frame: np.ndarray) -> Tuple[State, float]:
+        p = self.params
+        cx, cy, w, h = self._state
+        crops = [
+            crop_square(frame, (cx, cy), round(self._x_size * f), p.instance_size, self._pad, "siamfc")
+            for f in self._scales
+        ]
+        raw = self.runner.track(self._kernel, to_blob(*crops, input_order=self.input_order))
+        responses = raw["response"][:, 0]
+        upsampled = np.stack([
+            cv2.resize(r, (self._upscale, self._upscale), interpolation=cv2.INTER_CUBIC)
+            for r in responses
+        ])
+        peaks = upsampled.reshape(len(self._scales), -1).max(axis=1) * self._scale_penalties
+        scale_id = int(np.argmax(peaks))
+        # Normalised in float32 as the reference does: the peak's margin over its neighbour
+        # is often below 1e-8, so the precision decides which cell wins.
+        response = upsampled[scale_id].copy()
+        response -= response.min()
+        response /= response.sum() + 1e-16
+        response = (1 - p.window_influence) * response + p.window_influence * self._window
+        row, col = np.unravel_index(int(np.argmax(response)), response.shape)
+        score = float(1.0 / (1.0 + np.exp(-float(upsampled[scale_id, row, col]))))
+        factor = self._scales[scale_id]
+        pixels_per_cell = p.total_stride / p.response_upsample * self._x_size * factor / p.instance_size
+        center_cell = (self._upscale - 1) / 2
+        scale_change = (1 - p.scale_lr) + p.scale_lr * factor
+        self._z_size *= scale_change
+        self._x_size *= scale_change
+        self._state = (
+            cx + (col - center_cell) * pixels_per_cell,
+            cy + (row - center_cell) * pixels_per_cell,
+            w * scale_change,
+            h * scale_change,
+        )
+        return self._state, score
