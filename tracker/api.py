@@ -106,6 +106,7 @@ def build_tracker(
     *,
     backend: str = "torch",
     device: Optional[Any] = None,
+    threads: Optional[int] = None,
     **overrides: Any,
 ) -> Tracker:
     """A ready tracker for a model name (``tracker.list_models()``) or a config.
@@ -114,7 +115,9 @@ def build_tracker(
     looks the model's file up through the weights manifest (``$TRACKER_WEIGHTS``, the
     project's ``weights/``, the user cache, then a download where the manifest has a URL).
     ``overrides`` replace tracking hyper-parameters, e.g. ``window_influence=0.4``.
-    ``device`` (torch backend) is a torch device such as ``"cuda:0"``.
+    ``device`` (torch backend) is a torch device such as ``"cuda:0"``. ``threads`` sets the
+    onnxruntime session's intra-op threads (torch uses ``torch.set_num_threads``, which the
+    library leaves to the caller).
     """
     config = get_config(model) if isinstance(model, str) else model
     if not isinstance(config, ModelConfig):
@@ -133,7 +136,7 @@ def build_tracker(
     else:
         from .backends.onnx_backend import load_runner as load_onnx_runner
 
-        runner = load_onnx_runner(config, weights)
+        runner = load_onnx_runner(config, weights, threads=threads)
     return Tracker(config, runner)
 
 

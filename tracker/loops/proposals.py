@@ -73,11 +73,16 @@ class ProposalLoop(TrackingLoop):
         grid = self._grids.get(self._search)
         if grid is None:
             grid = self._grids[self._search] = self._grid(self._search)
-        score, dx, dy, cand_w, cand_h = self._decode(outputs, grid)
-        penalty = shape_penalty(cand_w, cand_h, w * scale, h * scale, p.penalty_k)
-        window = grid[0]
-        pscore = penalty * score * (1 - p.window_influence) + window * p.window_influence
-        best = int(np.argmax(pscore))
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            score, dx, dy, cand_w, cand_h = self._decode(outputs, grid)
+            penalty = shape_penalty(cand_w, cand_h, w * scale, h * scale, p.penalty_k)
+            pscore = penalty * score * (1 - p.window_influence) + grid[0] * p.window_influence
+        # Overflowing or NaN outputs (a broken or untrained network) must not become the box.
+        usable = np.isfinite(pscore) & np.isfinite(dx) & np.isfinite(dy)
+        usable &= np.isfinite(cand_w) & np.isfinite(cand_h) & (cand_w > 0) & (cand_h > 0)
+        if not usable.any():
+            return self._state, 0.0
+        best = int(np.argmax(np.where(usable, pscore, -np.inf)))
         rate = float(penalty[best] * score[best] * p.lr)
         new_w, new_h = smooth_size(w, h, cand_w[best] / scale, cand_h[best] / scale, rate)
         frame_h, frame_w = frame.shape[:2]

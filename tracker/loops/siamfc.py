@@ -55,6 +55,8 @@ class SiamFCLoop(TrackingLoop):
         ]
         raw = self.runner.track(self._kernel, to_blob(*crops, input_order=self.input_order))
         responses = raw["response"][:, 0]
+        if not np.isfinite(responses).all():
+            return self._state, 0.0
         upsampled = np.stack([
             cv2.resize(r, (self._upscale, self._upscale), interpolation=cv2.INTER_CUBIC)
             for r in responses

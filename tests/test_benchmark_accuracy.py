@@ -1,0 +1,359 @@
+"""``python -m tracker.benchmark accuracy`` / ``merge`` on the shared OTB-layout sequences.
+
+The printed table and ``performance.json`` are checked against metrics computed here from the
+saved boxes and the ground truth, and against the got10k toolkit's own report code run on the
+same result files. Small GOT-10k and LaSOT folders are built from OTB frames.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from got10k.experiments import ExperimentOTB
+
+from tests.conftest import shared_path
+from tracker.benchmark.__main__ import main
+from tracker.benchmark.datasets import OTBFolder
+
+MODEL = "nanotrack-v2"
+SUBSET = ["Football1", "uav_wakeboard7", "Skiing"]
+# Every run tracks with one torch thread (in worker processes, or here with --threads 1; see
+# restore_torch_threads): results are then bitwise comparable across runs, and one thread
+# degrades gracefully when other work shares the CPU.
+WORKERS = ["--workers", "2"]
+ONE_THREAD = ["--threads", "1"]
+
+
+def _cli(*argv):
+    """Run the CLI in this process: (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in argv])
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def weights_env(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TRACKER_WEIGHTS", str(shared_path("weights", "nanotrack")))
+        patch.setenv("TRACKER_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def restore_torch_threads():
+    """``--threads`` in this process sets torch's thread count; give the next tests theirs back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def otb_root():
+    return shared_path("data", "otb")
+
+
+@pytest.fixture(scope="module")
+def full_run(otb_root, tmp_path_factory):
+    """One run over the ten shared sequences; its results serve the other tests."""
+    base = tmp_path_factory.mktemp("otb")
+    args = ["accuracy", "--dataset", "otb", "--root", otb_root, "--model", MODEL, *WORKERS,
+            "--results", base / "results", "--reports", base / "reports",
+            "--markdown", base / "accuracy.md"]
+    code, out, err = _cli(*args)
+    assert code == 0, err
+    return {"args": args, "out": out, "err": err, "base": base,
+            "results": base / "results" / "OTB" / MODEL,
+            "report": base / "reports" / "OTB" / MODEL / "performance.json"}
+
+
+def _boxes(path):
+    return np.loadtxt(path, delimiter=",", ndmin=2)
+
+
+def _row(table, name=MODEL):
+    """The printed row of ``name`` as {column: text}."""
+    lines = table.strip().splitlines()
+    header = [c.strip() for c in lines[0].split("  ") if c.strip()]
+    row = next(line for line in lines[2:] if line.startswith(name)).split()
+    return dict(zip(header, row))
+
+
+def _independent_metrics(result_dir, otb_root, sequences):
+    """OTB one-pass metrics written from the protocol, not from the toolkit."""
+    success, precision, norm_precision = [], [], []
+    for name in sequences:
+        truth = np.loadtxt(otb_root / name / "groundtruth_rect.txt", delimiter=",")
+        boxes = _boxes(result_dir / f"{name}.txt")
+        boxes[0] = truth[0]
+        left = np.maximum(boxes[:, 0], truth[:, 0])
+        top = np.maximum(boxes[:, 1], truth[:, 1])
+        right = np.minimum(boxes[:, 0] + boxes[:, 2], truth[:, 0] + truth[:, 2])
+        bottom = np.minimum(boxes[:, 1] + boxes[:, 3], truth[:, 1] + truth[:, 3])
+        inter = np.clip(right - left, 0, None) * np.clip(bottom - top, 0, None)
+        iou = inter / (boxes[:, 2] * boxes[:, 3] + truth[:, 2] * truth[:, 3] - inter)
+        dx = (boxes[:, 0] + boxes[:, 2] / 2) - (truth[:, 0] + truth[:, 2] / 2)
+        dy = (boxes[:, 1] + boxes[:, 3] / 2) - (truth[:, 1] + truth[:, 3] / 2)
+        success.append(np.mean([np.mean(iou > t) for t in np.arange(21) / 20]))
+        precision.append(np.mean(np.hypot(dx, dy) <= 20))
+        norm = np.hypot(dx / np.maximum(truth[:, 2], 1), dy / np.maximum(truth[:, 3], 1))
+        norm_precision.append(np.mean([np.mean(norm <= t) for t in np.arange(51) / 100]))
+    return np.mean(success), np.mean(precision), np.mean(norm_precision)
+
+
+@pytest.mark.slow
+def test_table_report_plots_and_markdown(full_run):
+    row = _row(full_run["out"])
+    assert row["sequences"] == "10" and row["frames"] == "1590"
+    assert 0.6 < float(row["success AUC"]) < 0.75 and 0.9 < float(row["precision@20px"]) <= 1
+    assert float(row["fps"]) > 0 and float(row["frames/s"]) > 0
+    report_dir = full_run["report"].parent
+    for plot in ("success_plots.png", "precision_plots.png"):
+        assert (report_dir / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in full_run["results"].glob("*.txt")) == sorted(
+        f"{s}.txt" for s in OTBFolder(shared_path("data", "otb")).seq_names)
+    assert len(list((full_run["results"] / "times").glob("*_time.txt"))) == 10
+    markdown = (full_run["base"] / "accuracy.md").read_text()
+    assert f"| {MODEL} | 10 | 1590 | {row['success AUC']} | {row['precision@20px']} |" in markdown
+    assert "python -m tracker.benchmark accuracy --dataset otb --root" in markdown
+
+
+@pytest.mark.slow
+def test_numbers_equal_an_independent_computation(full_run, otb_root):
+    sequences = OTBFolder(otb_root).seq_names
+    success, precision, norm_precision = _independent_metrics(full_run["results"], otb_root, sequences)
+    overall = json.loads(full_run["report"].read_text())[MODEL]["overall"]
+    assert overall["success_score"] == pytest.approx(success, abs=1e-12)
+    assert overall["precision_score"] == pytest.approx(precision, abs=1e-12)
+    assert overall["normalized_precision_score"] == pytest.approx(norm_precision, abs=1e-12)
+    row = _row(full_run["out"])
+    assert float(row["success AUC"]) == pytest.approx(success, abs=5e-5)
+    assert float(row["precision@20px"]) == pytest.approx(precision, abs=5e-5)
+    assert float(row["norm. precision"]) == pytest.approx(norm_precision, abs=5e-5)
+
+
+@pytest.mark.slow
+def test_numbers_equal_the_toolkit_report_on_the_same_files(full_run, otb_root, tmp_path):
+    toolkit = ExperimentOTB.__new__(ExperimentOTB)
+    toolkit.dataset = OTBFolder(otb_root)
+    toolkit.result_dir = str(full_run["results"].parent)
+    toolkit.report_dir = str(tmp_path)
+    toolkit.nbins_iou, toolkit.nbins_ce = 21, 51
+    with contextlib.redirect_stdout(io.StringIO()):
+        expected = toolkit.report([MODEL])[MODEL]["overall"]
+    overall = json.loads(full_run["report"].read_text())[MODEL]["overall"]
+    for key in ("success_score", "precision_score", "success_rate", "speed_fps"):
+        assert overall[key] == expected[key], key
+    assert float(_row(full_run["out"])["fps"]) == pytest.approx(expected["speed_fps"], abs=0.05)
+
+
+@pytest.mark.slow
+def test_second_run_skips_finished_sequences(full_run):
+    stamps = {p: p.stat().st_mtime_ns for p in full_run["results"].glob("*.txt")}
+    code, out, err = _cli(*full_run["args"])
+    assert code == 0
+    assert "0 to track, 10 finished before (skipped)" in err
+    assert {p: p.stat().st_mtime_ns for p in full_run["results"].glob("*.txt")} == stamps
+    assert _row(out)["success AUC"] == _row(full_run["out"])["success AUC"]
+
+
+@pytest.mark.slow
+def test_sequences_filter_reports_only_those(full_run, otb_root, tmp_path):
+    code, out, err = _cli(
+        "merge", "--dataset", "otb", "--root", otb_root, "--model", MODEL,
+        "--results", full_run["base"] / "results", "--reports", tmp_path,
+        "--sequences", "Football1,uav_*")
+    assert code == 0, err
+    row = _row(out)
+    assert (row["sequences"], row["frames"]) == ("2", str(74 + 67))
+    success, precision, _ = _independent_metrics(
+        full_run["results"], otb_root, ["Football1", "uav_wakeboard7"])
+    overall = json.loads((tmp_path / "OTB" / MODEL / "performance.json").read_text())[MODEL]["overall"]
+    assert overall["success_score"] == pytest.approx(success, abs=1e-12)
+    assert overall["precision_score"] == pytest.approx(precision, abs=1e-12)
+
+
+def _subset_report(full_run, otb_root, reports):
+    code, _, err = _cli("merge", "--dataset", "otb", "--root", otb_root, "--model", MODEL,
+                        "--results", full_run["base"] / "results", "--reports", reports,
+                        "--sequences", ",".join(SUBSET))
+    assert code == 0, err
+    return json.loads((reports / "OTB" / MODEL / "performance.json").read_text())[MODEL]
+
+
+@pytest.mark.slow
+def test_shards_then_merge_equal_the_single_run(full_run, otb_root, tmp_path):
+    common = ["--dataset", "otb", "--root", otb_root, "--model", MODEL, "--sequences",
+              ",".join(SUBSET), "--results", tmp_path / "results", "--reports", tmp_path / "reports"]
+    code, out, err = _cli("accuracy", *common, *WORKERS, "--shard", "1/2")
+    assert code == 0 and out == "" and "merge" in err
+    code, _, err = _cli("merge", *common)
+    assert code == 2 and err.count("\n") == 1 and "1 of 3 (Skiing)" in err
+    assert _cli("accuracy", *common, *WORKERS, "--shard", "2/2")[0] == 0
+    code, out, err = _cli("merge", *common)
+    assert code == 0, err
+    merged = json.loads((tmp_path / "reports" / "OTB" / MODEL / "performance.json").read_text())[MODEL]
+    single = _subset_report(full_run, otb_root, tmp_path / "single")
+    # same settings as the single run (one torch thread per worker): identical files and numbers
+    for name in SUBSET:
+        assert (tmp_path / "results" / "OTB" / MODEL / f"{name}.txt").read_bytes() == (
+            full_run["results"] / f"{name}.txt").read_bytes()
+    for key in ("success_score", "precision_score", "normalized_precision_score", "success_curve",
+                "precision_curve"):
+        assert merged["overall"][key] == single["overall"][key], key
+
+
+@pytest.mark.slow
+def test_one_process_gives_the_boxes_of_the_workers(full_run, otb_root, tmp_path):
+    subset = SUBSET[:2]
+    code, out, err = _cli("accuracy", "--dataset", "otb", "--root", otb_root, "--model", MODEL,
+                          "--sequences", ",".join(subset), *ONE_THREAD,
+                          "--results", tmp_path / "results", "--reports", tmp_path / "reports")
+    assert code == 0, err
+    assert _row(out)["sequences"] == "2"
+    for name in subset:
+        assert (tmp_path / "results" / "OTB" / MODEL / f"{name}.txt").read_bytes() == (
+            full_run["results"] / f"{name}.txt").read_bytes()
+        assert (tmp_path / "results" / "OTB" / MODEL / "times" / f"{name}_time.txt").is_file()
+    assert not list((tmp_path / "results" / "OTB").glob(".partial-*"))
+
+
+FRAMES = 8
+
+
+def _copy_frames(source, target, names):
+    target.mkdir(parents=True)
+    for index, path in enumerate(sorted(source.glob("*.jpg"))[:FRAMES]):
+        shutil.copy(path, target / names.format(index + 1))
+
+
+@pytest.fixture
+def small_layouts(tmp_path):
+    """Couple's first frames as a GOT-10k val/test folder (0-based boxes) and a LaSOT folder."""
+    source = shared_path("data", "otb", "Couple")
+    truth = np.loadtxt(source / "groundtruth_rect.txt", delimiter=",")[:FRAMES]
+    got = tmp_path / "got10k"
+    for subset, rows in (("val", truth), ("test", truth[:1])):
+        names = [f"GOT-10k_{subset.title()}_{i:06d}" for i in (1, 2)]
+        for number, name in enumerate(names):
+            folder = got / subset / name
+            _copy_frames(source / "img", folder, "{:08d}.jpg")
+            np.savetxt(folder / "groundtruth.txt", rows - [1, 1, 0, 0], fmt="%.4f", delimiter=",")
+            if subset == "val" and number == 0:
+                (folder / "meta_info.ini").write_text("[METAINFO]\nresolution: (320, 240)\n")
+                np.savetxt(folder / "cover.label", np.full(FRAMES, 8), fmt="%d")
+        listed = names + (["GOT-10k_Val_000099"] if subset == "val" else [])  # not downloaded
+        (got / subset / "list.txt").write_text("\n".join(listed) + "\n")
+    lasot = tmp_path / "lasot"
+    folder = lasot / "person" / "person-3"
+    _copy_frames(source / "img", folder / "img", "{:08d}.jpg")
+    np.savetxt(folder / "groundtruth.txt", truth, fmt="%.4f", delimiter=",")
+    (folder / "full_occlusion.txt").write_text(",".join("0" * FRAMES))
+    return {"got": got, "lasot": lasot, "truth": truth, "tmp": tmp_path}
+
+
+def test_got10k_and_lasot_layouts(small_layouts):
+    tmp = small_layouts["tmp"]
+    code, out, err = _cli("accuracy", "--dataset", "got10k", "--root", small_layouts["got"],
+                          "--model", MODEL, *ONE_THREAD,
+                          "--results", tmp / "results", "--reports", tmp / "reports")
+    assert code == 0, err
+    assert "note: 1 sequences named in list.txt are not in the folder" in err
+    got_row = _row(out)
+    assert (got_row["sequences"], got_row["frames"]) == ("2", str(2 * FRAMES))
+    got_boxes = _boxes(tmp / "results" / "GOT-10k" / MODEL / "GOT-10k_Val_000001" /
+                       "GOT-10k_Val_000001_001.txt")
+    truth0 = small_layouts["truth"] - [1, 1, 0, 0]
+    ious = []
+    for boxes in (got_boxes, got_boxes):  # both val sequences hold the same frames
+        inter_w = np.clip(np.minimum(boxes[1:, 0] + boxes[1:, 2], truth0[1:, 0] + truth0[1:, 2])
+                          - np.maximum(boxes[1:, 0], truth0[1:, 0]), 0, None)
+        inter_h = np.clip(np.minimum(boxes[1:, 1] + boxes[1:, 3], truth0[1:, 1] + truth0[1:, 3])
+                          - np.maximum(boxes[1:, 1], truth0[1:, 1]), 0, None)
+        inter = inter_w * inter_h
+        ious.append(inter / (boxes[1:, 2] * boxes[1:, 3] + truth0[1:, 2] * truth0[1:, 3] - inter))
+    ious = np.concatenate(ious)
+    assert float(got_row["AO"]) == pytest.approx(ious.mean(), abs=5e-5)
+    assert float(got_row["SR0.5"]) == pytest.approx(np.mean(ious > 0.5), abs=5e-5)
+    assert float(got_row["SR0.75"]) == pytest.approx(np.mean(ious > 0.75), abs=5e-5)
+    assert (tmp / "reports" / "GOT-10k" / MODEL / "success_plot.png").is_file()
+
+    code, out, err = _cli("accuracy", "--dataset", "lasot", "--root", small_layouts["lasot"],
+                          "--model", MODEL, *ONE_THREAD,
+                          "--results", tmp / "results", "--reports", tmp / "reports")
+    assert code == 0, err
+    assert _row(out)["sequences"] == "1"
+    lasot_boxes = _boxes(tmp / "results" / "LaSOT" / MODEL / "person-3.txt")
+    # the same frames and target: 1-based LaSOT boxes are the 0-based GOT-10k ones plus one
+    np.testing.assert_allclose(lasot_boxes - [1, 1, 0, 0], got_boxes, atol=2e-3)
+    assert (tmp / "reports" / "LaSOT" / MODEL / "success_plots.png").is_file()
+
+
+def test_got10k_test_subset_gives_a_submission_archive(small_layouts):
+    tmp = small_layouts["tmp"]
+    code, out, err = _cli("accuracy", "--dataset", "got10k", "--subset", "test",
+                          "--root", small_layouts["got"], "--model", MODEL, *ONE_THREAD,
+                          "--results", tmp / "results", "--reports", tmp / "reports")
+    assert code == 0, err
+    assert _row(out)["fps"] == "-"
+    assert (tmp / "results" / "GOT-10k" / f"{MODEL}.zip").is_file()
+    assert len(_boxes(tmp / "results" / "GOT-10k" / MODEL / "GOT-10k_Test_000002" /
+                      "GOT-10k_Test_000002_001.txt")) == FRAMES
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--root", "{tmp}/absent"], "--root {tmp}/absent does not exist"),
+    (["--root", "{tmp}"], "holds no sequence in the OTB layout"),
+    (["--root", "{otb}", "--model", "nanotrack-v9"], "unknown model 'nanotrack-v9'"),
+    (["--root", "{otb}", "--sequences", "Nope*"], "--sequences 'Nope*' matches no sequence"),
+])
+def test_user_errors_are_one_line_and_exit_2(tmp_path, otb_root, argv, message):
+    fill = {"tmp": tmp_path, "otb": otb_root}
+    argv = [a.format(**fill) for a in argv]
+    if "--model" not in argv:
+        argv += ["--model", MODEL]
+    code, out, err = _cli("accuracy", "--dataset", "otb", *argv,
+                          "--results", tmp_path / "r", "--reports", tmp_path / "p")
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert message.format(**fill) in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_weights_fail_before_tracking(tmp_path, otb_root):
+    code, _, err = _cli("accuracy", "--dataset", "otb", "--root", otb_root,
+                        "--model", "siamrpnpp-alex", "--sequences", "Girl",
+                        "--results", tmp_path / "r", "--reports", tmp_path / "p")
+    assert code == 2
+    assert "error: " in err and "siamrpnpp-alex" in err
+    assert not list(tmp_path.rglob("Girl.txt"))
+
+
+@pytest.mark.parametrize("shard", ["0/2", "3/2", "1-2"])
+def test_bad_shard_is_a_usage_error(otb_root, shard):
+    with pytest.raises(SystemExit) as stop, contextlib.redirect_stderr(io.StringIO()):
+        main(["accuracy", "--dataset", "otb", "--root", str(otb_root), "--model", MODEL,
+              "--shard", shard])
+    assert stop.value.code == 2
+
+
+def test_raw_boxes_protocol_reproduces_the_reference_trajectory(otb_root, tmp_path):
+    """With --raw-boxes the tracker starts from the file's numbers, as NanoTrack's reference
+    run did, so its boxes are the reference trajectory shifted by the reference's half pixel."""
+    code, out, err = _cli(
+        "accuracy", "--dataset", "otb", "--root", otb_root, "--model", MODEL, "--raw-boxes",
+        "--sequences", "Crossing", *ONE_THREAD,
+        "--results", tmp_path / "results", "--reports", tmp_path / "reports",
+    )
+    assert code == 0, err
+    assert _row(out, f"{MODEL}-raw")
+    ours = _boxes(tmp_path / "results" / "OTB" / f"{MODEL}-raw" / "Crossing.txt")
+    reference = _boxes(shared_path("fixtures", "nanotrack", "traj_v2", "Crossing.txt"))
+    np.testing.assert_allclose(ours[0], reference[0])
+    np.testing.assert_allclose(ours[1:], reference[1:] + [0.5, 0.5, 0, 0], atol=0.02)

@@ -1,0 +1,127 @@
+"""``python -m tracker.benchmark speed``: report contents, FLOP count, clip choice, errors.
+
+Timings themselves are not asserted (they depend on the machine); what is checked is that
+every reported number is computed from what it claims to be computed from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import shared_path
+from tracker.benchmark import speed
+from tracker.benchmark.__main__ import main
+from tracker.models import build_model
+
+
+def _cli(*argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in argv])
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def _hand_counted_flops(name):
+    """2 x multiply-adds of every convolution, linear layer and pointwise correlation."""
+    network = build_model(name)
+    total = 0
+
+    def conv_hook(module, inputs, output):
+        nonlocal total
+        kh, kw = module.kernel_size
+        per_output = module.in_channels // module.groups * kh * kw
+        total += 2 * output.numel() * per_output
+
+    def linear_hook(module, inputs, output):
+        nonlocal total
+        total += 2 * output.numel() * module.in_features
+
+    for module in network.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.register_forward_hook(conv_hook)
+        elif isinstance(module, torch.nn.Linear):
+            module.register_forward_hook(linear_hook)
+    kernel = network.template(torch.zeros(1, 3, 127, 127))
+    search_features = network.backbone(torch.zeros(1, 3, 255, 255))
+    total = 0
+    network.track(kernel, torch.zeros(1, 3, 255, 255))
+    channels, height, width = search_features.shape[1:]
+    template_positions = 8 * 8
+    correlations = 2 if name != "nanotrack-v1" else 1
+    total += correlations * 2 * channels * template_positions * height * width
+    return total
+
+
+def test_json_report_holds_every_number(monkeypatch):
+    monkeypatch.setenv("TRACKER_WEIGHTS", str(shared_path("weights", "nanotrack")))
+    code, out, err = _cli("speed", "--model", "nanotrack-v2", "--frames", "15", "--threads", "1",
+                          "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["clip"].endswith("airplane-1.mp4") and report["frames"] == 15
+    assert report["machine_gflops"]["1"] > 1
+    ours, baseline = report["timings"]
+    assert baseline["backend"] == "opencv" and "TrackerNano" in baseline["tracker"]
+    assert ours["tracker"] == "nanotrack-v2" and ours["frames"] == 15
+    assert ours["median_ms"] <= ours["p95_ms"]
+    assert ours["gflops_per_frame"] * 1e9 == pytest.approx(_hand_counted_flops("nanotrack-v2"))
+    assert ours["achieved_gflops"] == pytest.approx(ours["gflops_per_frame"] * ours["fps"])
+    assert ours["limit_ratio"] == pytest.approx(ours["achieved_gflops"] / report["machine_gflops"]["1"])
+    assert ours["vs_baseline"] == pytest.approx(ours["fps"] / baseline["fps"])
+
+
+def test_text_report_and_untrained_models(monkeypatch, tmp_path):
+    monkeypatch.setenv("TRACKER_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("TRACKER_CACHE", str(tmp_path))
+    code, out, err = _cli("speed", "--model", "siamfc-alexnet", "--frames", "2", "--threads", "1",
+                          "--untrained", "--no-baseline")
+    assert code == 0, err
+    row = next(line for line in out.splitlines() if line.startswith("siamfc-alexnet (untrained)"))
+    assert row.split()[2:4] == ["torch", "1"]
+    assert "GFLOP/s on 1 thread(s)" in out
+    code, _, err = _cli("speed", "--model", "siamfc-alexnet", "--frames", "2", "--no-baseline")
+    assert code == 2 and "--untrained" in err
+
+
+def test_generated_clip_when_the_shared_one_is_absent(monkeypatch, tmp_path):
+    monkeypatch.setenv("TRACKER_SHARED", str(tmp_path))
+    clip, frames, box = speed.load_clip(None, 12)
+    assert clip.startswith("generated") and len(frames) == 12
+    x, y, w, h = (int(v) for v in box)
+    first = frames[0]
+    assert first.shape == (360, 640, 3)
+    # The target patch sits exactly inside the box on the first frame.
+    assert not np.array_equal(first[y:y + h, x:x + w], frames[0][y + h:y + 2 * h, x:x + w])
+    moved = [np.abs(f.astype(int) - first).sum() for f in frames[1:]]
+    assert all(m > 0 for m in moved)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--model", "nanotrack-v9"], "unknown model 'nanotrack-v9'"),
+        (["--threads", "0"], "--threads must list positive integers"),
+        (["--threads", "two"], "--threads must be comma-separated integers"),
+        (["--backend", "tensorrt"], "--backend must be among torch, onnxruntime"),
+        (["--frames", "0"], "--frames must be at least 1"),
+        (["--clip", "missing.mp4"], "--clip: no such video"),
+    ],
+)
+def test_errors_are_one_line(args, message):
+    code, _, err = _cli("speed", *args)
+    assert code == 2
+    assert err.strip().splitlines() == [f"error: {err.strip()[7:]}"]
+    assert message in err

@@ -1,0 +1,1 @@
+"""Benchmarks: accuracy through the got10k toolkit, and speed against the machine's limit."""

@@ -1,0 +1,37 @@
+"""``python -m tracker.benchmark {accuracy,merge,speed} ...``"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+from ..errors import TrackerError
+from . import accuracy, speed
+
+_EXAMPLES = """examples:
+  python -m tracker.benchmark accuracy --dataset otb --root ../shared/data/otb --model nanotrack-v2
+  python -m tracker.benchmark speed --model nanotrack-v2 --model siamrpnpp-alex --threads 1,2
+"""
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tracker.benchmark",
+        description=__doc__,
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    for module in (accuracy, speed):
+        module.register(commands)
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (TrackerError, ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,279 @@
+"""The got10k toolkit's experiments, run one sequence at a time on the offline readers.
+
+The toolkit's classes do the work that decides the numbers: ``Tracker.track`` (the tracking
+loop and its per-frame timer), ``_record`` (the result files and their layout), ``report`` (the
+metrics, ``performance.json``) and ``plot_curves`` (the PNG plots). What is changed:
+
+- ``__init__`` takes a reader from :mod:`.datasets` instead of building the toolkit's dataset
+  classes, which insist on complete benchmarks and try to download them;
+- sequences are run one by one (:meth:`run_sequence`), so a caller can filter, shard and spread
+  them over processes; finished sequences (their result file exists) are skipped, as the toolkit's
+  ``run`` does;
+- result files appear atomically: the toolkit's ``_record`` writes into a staging folder whose
+  files are then renamed into place, the box file last, so an interrupted run never leaves a
+  truncated result that a later run would take for finished;
+- OTB and LaSOT reports gain the normalised precision, which got10k 0.1.3 does not compute (see
+  :func:`normalized_precision_curve`); GOT-10k ``val`` reports gain SR0.75, read off the toolkit's
+  own success curve.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from got10k.experiments import ExperimentGOT10k, ExperimentOTB
+from got10k.trackers import Tracker as ToolkitTrackerBase
+
+from ..api import Tracker
+from .datasets import GOT10kFolder, SequenceFolder
+
+#: Thresholds of the normalised precision curve: normalised centre error 0, 0.01, ..., 0.5.
+NORM_PRECISION_THRESHOLDS = np.linspace(0.0, 0.5, 51)
+
+
+class ToolkitTracker(ToolkitTrackerBase):
+    """A library :class:`~tracker.api.Tracker` behind the toolkit's tracker interface.
+
+    The toolkit hands PIL RGB images and boxes as written in the annotation files; the library
+    takes BGR arrays and boxes with (0, 0) at the top-left pixel's corner. ``box_origin`` is
+    the annotation files' coordinate of that corner (1 for OTB and LaSOT, 0 for GOT-10k).
+    ``frame_counter`` (a ``multiprocessing.Value``), when given, counts the frames tracked for a
+    progress bar; the increment (about a microsecond) falls inside the toolkit's frame timer.
+    """
+
+    def __init__(
+        self, name: str, tracker: Tracker, box_origin: float, frame_counter: Optional[object] = None
+    ) -> None:
+        super().__init__(name=name, is_deterministic=True)
+        self._tracker = tracker
+        self._offset = np.array([box_origin, box_origin, 0.0, 0.0])
+        self._frame_counter = frame_counter
+
+    def init(self, image, box) -> None:
+        self._count()
+        self._tracker.init(_bgr(image), np.asarray(box, dtype=float) - self._offset)
+
+    def update(self, image) -> np.ndarray:
+        self._count()
+        return np.asarray(self._tracker.update(_bgr(image)).box) + self._offset
+
+    def _count(self) -> None:
+        if self._frame_counter is not None:
+            with self._frame_counter.get_lock():
+                self._frame_counter.value += 1
+
+
+def _bgr(image) -> np.ndarray:
+    return np.asarray(image)[:, :, ::-1]
+
+
+class _OfflineRuns:
+    """Per-sequence running, result bookkeeping and atomic recording; mixed into the toolkit's
+    experiment classes (it relies on their ``dataset``, ``result_dir`` and ``_record``)."""
+
+    dataset: SequenceFolder
+    result_dir: str
+    report_dir: str
+
+    def _use(self, dataset: SequenceFolder, result_dir: str, report_dir: str) -> None:
+        """Set what the toolkit's ``__init__`` sets, without its dataset classes."""
+        self.dataset = dataset
+        self.result_dir = os.path.join(result_dir, dataset.experiment_name)
+        self.report_dir = os.path.join(report_dir, dataset.experiment_name)
+
+    def record_file(self, tracker_name: str, seq_name: str) -> str:
+        raise NotImplementedError
+
+    def time_file(self, tracker_name: str, seq_name: str) -> str:
+        raise NotImplementedError
+
+    def is_done(self, tracker_name: str, seq_name: str) -> bool:
+        return os.path.exists(self.record_file(tracker_name, seq_name))
+
+    def missing(self, tracker_names: Sequence[str]) -> Dict[str, List[str]]:
+        """Per tracker, the dataset's sequences that have no result file yet."""
+        return {
+            name: [s for s in self.dataset.seq_names if not self.is_done(name, s)]
+            for name in tracker_names
+        }
+
+    def run_sequence(self, tracker: ToolkitTracker, seq_name: str) -> bool:
+        """Track ``seq_name`` and record it in the toolkit's layout; False if it was done already."""
+        record_file = self.record_file(tracker.name, seq_name)
+        if os.path.exists(record_file):
+            return False
+        img_files, anno = self.dataset[seq_name][:2]
+        boxes, times = tracker.track(img_files, anno[0, :], visualize=False)
+        self._record(record_file, boxes, times)
+        return True
+
+    def _record(self, record_file: str, boxes: np.ndarray, times: np.ndarray) -> None:
+        os.makedirs(self.result_dir, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=self.result_dir))
+        try:
+            staged_record = staging / os.path.relpath(record_file, self.result_dir)
+            with contextlib.redirect_stdout(io.StringIO()):
+                super()._record(str(staged_record), boxes, times)
+            staged = sorted(
+                (p for p in staging.rglob("*") if p.is_file()), key=lambda p: p == staged_record
+            )
+            for path in staged:
+                target = Path(self.result_dir) / path.relative_to(staging)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def frames_and_seconds(self, tracker_name: str) -> Tuple[int, float]:
+        """Frames tracked and seconds spent in ``init``/``update`` over the dataset's sequences."""
+        frames, seconds = 0, 0.0
+        for seq_name in self.dataset.seq_names:
+            path = self.time_file(tracker_name, seq_name)
+            if os.path.isfile(path):
+                times = np.loadtxt(path, delimiter=",", ndmin=2)[:, 0]
+                frames += len(times)
+                seconds += float(times.sum())
+        return frames, seconds
+
+    def report_quietly(self, tracker_names: Sequence[str]) -> Optional[dict]:
+        """The toolkit's ``report`` (performance.json and plots) without its console chatter."""
+        missing = {name: seqs for name, seqs in self.missing(tracker_names).items() if seqs}
+        if missing:
+            lines = "; ".join(
+                f"{name}: {len(seqs)} of {len(self.dataset)} ({', '.join(seqs[:5])}"
+                f"{', ...' if len(seqs) > 5 else ''})"
+                for name, seqs in missing.items()
+            )
+            raise FileNotFoundError(
+                f"no results under {self.result_dir} for {lines}; run the missing sequences "
+                "(or the remaining shards) first"
+            )
+        import matplotlib.pyplot as plt
+
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                return self.report(list(tracker_names))
+        finally:
+            plt.close("all")
+
+    def report_file(self, tracker_names: Sequence[str]) -> str:
+        """Where the toolkit writes ``performance.json`` (under the first tracker's name)."""
+        return os.path.join(self.report_dir, tracker_names[0], "performance.json")
+
+    def _rewrite_report(self, tracker_names: Sequence[str], performance: dict) -> None:
+        with open(self.report_file(tracker_names), "w") as f:
+            json.dump(performance, f, indent=4)
+
+
+class OTBExperiment(_OfflineRuns, ExperimentOTB):
+    """got10k's ``ExperimentOTB`` on an :class:`~.datasets.OTBFolder` or ``LaSOTFolder``.
+
+    Results: ``<results>/<OTB|LaSOT>/<tracker>/<seq>.txt`` and ``.../times/<seq>_time.txt``;
+    report: ``<reports>/<OTB|LaSOT>/<first tracker>/performance.json``, ``success_plots.png``,
+    ``precision_plots.png``. LaSOT is evaluated as OTB (one-pass evaluation over every frame).
+    """
+
+    def __init__(self, dataset: SequenceFolder, result_dir: str, report_dir: str) -> None:
+        # ExperimentOTB.__init__ would build got10k's OTB (all 100 sequences, downloading the
+        # missing ones); same attributes, same curve resolutions.
+        self._use(dataset, result_dir, report_dir)
+        self.nbins_iou = 21
+        self.nbins_ce = 51
+
+    def record_file(self, tracker_name: str, seq_name: str) -> str:
+        return os.path.join(self.result_dir, tracker_name, f"{seq_name}.txt")
+
+    def time_file(self, tracker_name: str, seq_name: str) -> str:
+        return os.path.join(self.result_dir, tracker_name, "times", f"{seq_name}_time.txt")
+
+    def report(self, tracker_names: List[str]) -> dict:
+        """The toolkit's report, plus ``normalized_precision_curve`` / ``_score`` per tracker,
+        overall and per sequence, written into the same ``performance.json``."""
+        performance = super().report(tracker_names)
+        for name in tracker_names:
+            curves = []
+            for seq_name, (_, anno) in zip(self.dataset.seq_names, self.dataset):
+                boxes = np.loadtxt(self.record_file(name, seq_name), delimiter=",")
+                boxes[0] = anno[0]  # as the toolkit's report: the first frame is the given box
+                curve = normalized_precision_curve(boxes, anno)
+                curves.append(curve)
+                performance[name]["seq_wise"][seq_name].update(
+                    normalized_precision_curve=curve.tolist(),
+                    normalized_precision_score=float(np.mean(curve)),
+                )
+            overall = np.mean(curves, axis=0)
+            performance[name]["overall"].update(
+                normalized_precision_curve=overall.tolist(),
+                normalized_precision_score=float(np.mean(overall)),
+            )
+        self._rewrite_report(tracker_names, performance)
+        return performance
+
+
+class GOT10kExperiment(_OfflineRuns, ExperimentGOT10k):
+    """got10k's ``ExperimentGOT10k`` on a :class:`~.datasets.GOT10kFolder` (``val`` or ``test``).
+
+    Results: ``<results>/GOT-10k/<tracker>/<seq>/<seq>_001.txt`` and ``<seq>_time.txt``. The
+    library's trackers are deterministic, so the toolkit runs one repetition. ``val`` report:
+    ``<reports>/GOT-10k/<first tracker>/performance.json`` and ``success_plot.png``; ``test``
+    has no ground truth: the toolkit zips the results for the evaluation server instead
+    (``<results>/GOT-10k/<tracker>.zip``).
+    """
+
+    def __init__(self, dataset: GOT10kFolder, result_dir: str, report_dir: str) -> None:
+        # ExperimentGOT10k.__init__ would read the folder with got10k's GOT10k.
+        self._use(dataset, result_dir, report_dir)
+        self.subset = dataset.subset
+        self.nbins_iou = 101
+        self.repetitions = 3
+
+    def record_file(self, tracker_name: str, seq_name: str) -> str:
+        return os.path.join(self.result_dir, tracker_name, seq_name, f"{seq_name}_001.txt")
+
+    def time_file(self, tracker_name: str, seq_name: str) -> str:
+        return os.path.join(self.result_dir, tracker_name, seq_name, f"{seq_name}_time.txt")
+
+    def report(self, tracker_names: List[str]) -> Optional[dict]:
+        """The toolkit's report; ``val`` gains ``sr75``, the success curve at IoU 0.75."""
+        performance = super().report(tracker_names)
+        if performance is None:
+            return None
+        thresholds = np.linspace(0, 1, self.nbins_iou)
+        index = int(np.flatnonzero(np.isclose(thresholds, 0.75))[0])
+        for name in tracker_names:
+            overall = performance[name]["overall"]
+            overall["sr75"] = overall["succ_curve"][index]
+        self._rewrite_report(tracker_names, performance)
+        return performance
+
+    def submission_archive(self, tracker_name: str) -> str:
+        """The zip the toolkit's ``test`` report writes for the evaluation server."""
+        return os.path.join(self.result_dir, f"{tracker_name}.zip")
+
+
+def make_experiment(dataset: SequenceFolder, result_dir: str, report_dir: str) -> _OfflineRuns:
+    """The toolkit experiment that evaluates ``dataset``."""
+    if isinstance(dataset, GOT10kFolder):
+        return GOT10kExperiment(dataset, result_dir, report_dir)
+    return OTBExperiment(dataset, result_dir, report_dir)
+
+
+def normalized_precision_curve(boxes: np.ndarray, anno: np.ndarray) -> np.ndarray:
+    """Fraction of frames whose normalised centre error is ``<=`` each of
+    :data:`NORM_PRECISION_THRESHOLDS`.
+
+    The LaSOT protocol (Fan et al., CVPR 2019), as later got10k toolkit releases compute it:
+    the centre offset's x and y are divided by the ground truth's width and height (at least 1
+    pixel each), and the score is the curve's mean over thresholds 0 to 0.5 (its area).
+    """
+    offset = (boxes[:, :2] + boxes[:, 2:] / 2) - (anno[:, :2] + anno[:, 2:] / 2)
+    errors = np.hypot(*(offset / np.maximum(anno[:, 2:], 1.0)).T)
+    return np.mean(errors[:, None] <= NORM_PRECISION_THRESHOLDS[None, :], axis=0)

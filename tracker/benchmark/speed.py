@@ -1,0 +1,344 @@
+"""``speed``: how fast ``Tracker.update`` runs, next to the machine's limit and OpenCV.
+
+Times the whole ``update`` (crop, network, decoding) over a fixed clip decoded into memory
+beforehand, after a warm-up. The network's FLOPs per frame are counted by torch's
+``FlopCounterMode`` on the search branch (2 FLOPs per multiply-add of every convolution and
+matrix product); the machine's limit is a large fp32 matrix product timed with the same
+thread count. Baseline in the same run: OpenCV's ``cv2.TrackerNano`` on NanoTrack's
+published ONNX files, when they are present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from .. import api, clips
+from ..geometry import Box
+from ..zoo import get_config, list_models
+
+DEFAULT_FRAMES = 300
+WARMUP_FRAMES = 10
+MATMUL_SIZE = 1024
+CLIP_NAME = "airplane-1"
+OPENCV_NANO_VERSIONS = ("nanotrack-v2", "nanotrack-v1")  # OpenCV cannot run v3's 15x15 map
+
+
+@dataclass
+class Timing:
+    """One tracker at one thread count."""
+
+    tracker: str
+    backend: str
+    threads: int
+    frames: int
+    median_ms: float
+    p95_ms: float
+    fps: float
+    gflops_per_frame: Optional[float] = None
+    achieved_gflops: Optional[float] = None
+    limit_ratio: Optional[float] = None
+    vs_baseline: Optional[float] = None
+
+
+@dataclass
+class SpeedReport:
+    clip: str
+    frames: int
+    machine_gflops: Dict[int, float] = field(default_factory=dict)
+    timings: List[Timing] = field(default_factory=list)
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "speed",
+        help="time Tracker.update per model against the machine's matmul limit and cv2.TrackerNano",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  python -m tracker.benchmark speed --model nanotrack-v2 --threads 1,2 --json",
+    )
+    parser.add_argument("--model", action="append", dest="models", metavar="NAME",
+                        help=f"model to time (repeatable; default nanotrack-v2); one of {', '.join(list_models())}")
+    parser.add_argument("--backend", default="torch",
+                        help="comma-separated backends: torch, onnxruntime (default torch)")
+    parser.add_argument("--threads", default="2", help="comma-separated thread counts (default 2)")
+    parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES,
+                        help=f"frames timed after the warm-up (default {DEFAULT_FRAMES})")
+    parser.add_argument("--clip", type=Path, default=None,
+                        help="video to time on, with a .txt of 1-based x,y,w,h boxes beside it "
+                             "(default: the shared airplane-1 clip, else a generated clip)")
+    parser.add_argument("--untrained", action="store_true",
+                        help="time models whose weights (or onnxruntime export) are not present "
+                             "with untrained weights; a network's cost does not depend on its values")
+    parser.add_argument("--no-baseline", action="store_true", help="skip cv2.TrackerNano")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON only")
+    parser.set_defaults(run=run)
+
+
+def _int_list(text: str, name: str) -> List[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{name} must be comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise ValueError(f"{name} must list positive integers, got {text!r}")
+    return values
+
+
+def run(args: argparse.Namespace) -> int:
+    models = args.models or ["nanotrack-v2"]
+    for name in models:
+        get_config(name)
+    backends = [b.strip() for b in args.backend.split(",") if b.strip()]
+    for backend in backends:
+        if backend not in api.BACKENDS:
+            raise ValueError(f"--backend must be among {', '.join(api.BACKENDS)}, got {backend!r}")
+    threads = _int_list(args.threads, "--threads")
+    if args.frames < 1:
+        raise ValueError(f"--frames must be at least 1, got {args.frames}")
+    clip, frames, box = load_clip(args.clip, args.frames + WARMUP_FRAMES + 1)
+    report = SpeedReport(clip=clip, frames=len(frames) - WARMUP_FRAMES - 1)
+    for count in threads:
+        report.machine_gflops[count] = matmul_gflops(count)
+    jobs = [(m, b, t) for t in threads for b in backends for m in models]
+    baseline_names = [] if args.no_baseline else [n for n in OPENCV_NANO_VERSIONS if _opencv_files(n)]
+    jobs += [(n, "opencv", t) for t in threads for n in baseline_names[:1]]
+    with tempfile.TemporaryDirectory(prefix="tracker-speed-") as scratch:
+        for model, backend, count in tqdm(jobs, desc="timing", unit="tracker", disable=args.json):
+            report.timings.append(_time_one(
+                model, backend, count, frames, box, report.machine_gflops[count], args.untrained,
+                Path(scratch),
+            ))
+    _compare_with_baseline(report)
+    if args.json:
+        print(json.dumps(asdict(report), indent=2))
+    else:
+        print(format_report(report))
+    return 0
+
+
+def _time_one(
+    model: str, backend: str, threads: int, frames, box, limit: float, untrained: bool,
+    scratch: Path,
+) -> Timing:
+    _set_threads(threads)
+    flops = _network_flops(model)
+    if backend == "opencv":
+        label, update = f"cv2.TrackerNano ({model} ONNX)", _opencv_tracker(model, frames[0], box)
+    else:
+        label, trk = model, _tracker(model, backend, threads, untrained)
+        if trk is None:
+            label, trk = f"{model} (untrained)", _untrained_tracker(model, backend, threads, scratch)
+        trk.init(frames[0], box)
+        update = trk.update
+    seconds = time_updates(update, frames[1:], WARMUP_FRAMES)
+    timing = summarize(label, backend, threads, seconds)
+    if flops is not None:
+        timing.gflops_per_frame = flops / 1e9
+        timing.achieved_gflops = timing.gflops_per_frame * timing.fps
+        timing.limit_ratio = timing.achieved_gflops / limit
+    return timing
+
+
+def _tracker(model: str, backend: str, threads: int, untrained: bool) -> Optional[api.Tracker]:
+    """The model's tracker, or ``None`` when its weights are absent and ``untrained`` allows it."""
+    from ..errors import WeightsNotFoundError
+
+    try:
+        return api.build_tracker(model, backend=backend, threads=threads)
+    except WeightsNotFoundError as error:
+        if untrained:
+            return None
+        raise WeightsNotFoundError(f"{error} (or pass --untrained to time untrained weights)") from None
+
+
+def _untrained_tracker(model: str, backend: str, threads: int, scratch: Path) -> api.Tracker:
+    """A tracker with the network's initial weights (exported to ``scratch`` for onnxruntime)."""
+    from ..backends import onnx_backend, torch_backend
+
+    config = get_config(model)
+    runner = torch_backend.load_runner(config, weights=None)
+    if backend == "onnxruntime":
+        from ..export import export_model
+
+        folder = scratch / model
+        if not folder.is_dir():
+            export_model(config, runner.network, folder)
+        runner = onnx_backend.load_exported(config, folder, threads)
+    return api.Tracker(config, runner)
+
+
+def time_updates(update: Callable[[np.ndarray], object], frames: Sequence[np.ndarray], warmup: int) -> List[float]:
+    """Seconds per call of ``update`` on ``frames[warmup:]`` after ``warmup`` untimed calls."""
+    for frame in frames[:warmup]:
+        update(frame)
+    seconds = []
+    for frame in frames[warmup:]:
+        start = time.perf_counter()
+        update(frame)
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def summarize(label: str, backend: str, threads: int, seconds: Sequence[float]) -> Timing:
+    ms = np.asarray(seconds) * 1000.0
+    return Timing(
+        tracker=label, backend=backend, threads=threads, frames=len(ms),
+        median_ms=float(np.median(ms)), p95_ms=float(np.percentile(ms, 95)),
+        fps=float(len(ms) / (ms.sum() / 1000.0)),
+    )
+
+
+def _compare_with_baseline(report: SpeedReport) -> None:
+    baselines = {t.threads: t.fps for t in report.timings if t.backend == "opencv"}
+    for timing in report.timings:
+        if timing.threads in baselines:
+            timing.vs_baseline = timing.fps / baselines[timing.threads]
+
+
+def _cell(value: Optional[float], spec: str, suffix: str = "") -> str:
+    return "-" if value is None else format(value, spec) + suffix
+
+
+def format_report(report: SpeedReport) -> str:
+    """A plain-text table of the report."""
+    lines = [
+        f"clip: {report.clip}, {report.frames} timed frames after {WARMUP_FRAMES} warm-up frames",
+        "machine fp32 matmul limit: "
+        + ", ".join(f"{g:.0f} GFLOP/s on {t} thread(s)" for t, g in report.machine_gflops.items()),
+        "",
+        f"{'tracker':<34} {'backend':<12} {'thr':>3} {'median ms':>9} {'p95 ms':>7} {'FPS':>7} "
+        f"{'GFLOP/frame':>11} {'GFLOP/s':>8} {'of limit':>8} {'vs cv2':>7}",
+    ]
+    for t in report.timings:
+        ratio = None if t.limit_ratio is None else 100 * t.limit_ratio
+        lines.append(
+            f"{t.tracker:<34} {t.backend:<12} {t.threads:>3} {t.median_ms:>9.2f} {t.p95_ms:>7.2f} "
+            f"{t.fps:>7.1f} {_cell(t.gflops_per_frame, '.3f'):>11} {_cell(t.achieved_gflops, '.1f'):>8} "
+            f"{_cell(ratio, '.1f', '%'):>8} {_cell(t.vs_baseline, '.2f', 'x'):>7}"
+        )
+    lines += [
+        "",
+        "FPS = timed frames / their total time; 'of limit' = FLOPs per frame x FPS / the matmul "
+        "limit; 'vs cv2' = FPS / cv2.TrackerNano's FPS at the same thread count.",
+    ]
+    return "\n".join(lines)
+
+
+def _set_threads(threads: int) -> None:
+    cv2.setNumThreads(threads)
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(threads)
+
+
+def matmul_gflops(threads: int, size: int = MATMUL_SIZE, repeats: int = 10) -> float:
+    """Best-of-``repeats`` fp32 GFLOP/s of a ``size`` x ``size`` matrix product."""
+    _set_threads(threads)
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size), dtype=np.float32)
+    b = rng.standard_normal((size, size), dtype=np.float32)
+    if torch is not None:
+        a, b = torch.from_numpy(a), torch.from_numpy(b)
+    product = (lambda: a @ b)
+    for _ in range(3):
+        product()
+    best = min(_seconds(product) for _ in range(repeats))
+    return 2.0 * size ** 3 / best / 1e9
+
+
+def _seconds(call: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def _network_flops(model: str) -> Optional[float]:
+    """FLOPs of one frame's network work (the search branch at the default search size)."""
+    try:
+        import torch
+        from torch.utils.flop_counter import FlopCounterMode
+    except ImportError:
+        return None
+    from ..models import build_model
+
+    config = get_config(model)
+    params = config.tracking
+    batch = getattr(params, "scale_num", 1)
+    network = build_model(config)
+    kernel = network.template(torch.zeros(1, 3, params.exemplar_size, params.exemplar_size))
+    search = torch.zeros(batch, 3, params.instance_size, params.instance_size)
+    with FlopCounterMode(display=False) as counter:
+        network.track(kernel, search)
+    return float(counter.get_total_flops())
+
+
+def _opencv_files(model: str) -> Optional[Tuple[Path, Path]]:
+    from ..weights import find_weights
+
+    backbone, head = find_weights(model, "onnx_backbone"), find_weights(model, "onnx_head")
+    return (backbone, head) if backbone and head else None
+
+
+def _opencv_tracker(model: str, first_frame: np.ndarray, box: Box) -> Callable[[np.ndarray], object]:
+    backbone, head = _opencv_files(model)
+    params = cv2.TrackerNano_Params()
+    params.backbone = str(backbone)
+    params.neckhead = str(head)
+    nano = cv2.TrackerNano_create(params)
+    nano.init(first_frame, tuple(int(round(v)) for v in box))
+    return nano.update
+
+
+def _shared_dir() -> Path:
+    default = Path(__file__).resolve().parents[2].parent / "shared"
+    return Path(os.environ.get("TRACKER_SHARED", default))
+
+
+def load_clip(path: Optional[Path], count: int) -> Tuple[str, List[np.ndarray], Box]:
+    """``count`` frames of a clip in memory, and its first box (0-based corner convention)."""
+    if path is None:
+        shared = _shared_dir() / "data" / "clips" / f"{CLIP_NAME}.mp4"
+        if not shared.is_file():
+            frames, box = generated_clip(count)
+            return f"generated ({count} frames, 640x360)", frames, box
+        path = shared
+    frames = list(itertools.islice(clips.frames(path, "--clip"), count))
+    box = clips.first_box(path, "--clip")
+    if len(frames) < WARMUP_FRAMES + 2:
+        raise ValueError(f"--clip: could not decode enough frames from {path}")
+    return str(path), frames, box
+
+
+def generated_clip(count: int, width: int = 640, height: int = 360) -> Tuple[List[np.ndarray], Box]:
+    """A textured square drifting over a noisy background (used when no clip is present)."""
+    rng = np.random.default_rng(0)
+    background = cv2.GaussianBlur(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), (7, 7), 0)
+    target = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    frames = []
+    for index in range(count):
+        frame = background.copy()
+        x = int(100 + 200 * (0.5 + 0.5 * np.sin(index / 40)))
+        y = int(120 + 80 * (0.5 + 0.5 * np.cos(index / 55)))
+        frame[y:y + 40, x:x + 60] = target
+        frames.append(frame)
+    x0 = int(100 + 200 * 0.5)
+    y0 = int(120 + 80 * 1.0)
+    return frames, (float(x0), float(y0), 60.0, 40.0)
