@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,3 +126,39 @@ def test_errors_are_one_line(args, message):
     assert code == 2
     assert err.strip().splitlines() == [f"error: {err.strip()[7:]}"]
     assert message in err
+
+
+def test_readme_section_is_replaced_between_its_markers(tmp_path, monkeypatch):
+    """``readme`` runs accuracy and speed with --markdown and splices their tables in."""
+    from tracker.benchmark import __main__ as cli
+    from tracker.benchmark import readme
+
+    monkeypatch.setenv("TRACKER_WEIGHTS", str(shared_path("weights", "nanotrack")))
+    calls = []
+    real_main = cli.main
+
+    def fake_step(argv):
+        if argv[0] == "readme":
+            return real_main(argv)
+        calls.append(argv)
+        target = argv[argv.index("--markdown") + 1]
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        Path(target).write_text(f"| {argv[0]} table |\n")
+        return 0
+
+    monkeypatch.setattr(cli, "main", fake_step)
+    page = tmp_path / "README.md"
+    page.write_text(f"intro\n{readme.START}\nold numbers\n{readme.END}\noutro\n")
+    code = real_main(["readme", "--readme", str(page), "--reports", str(tmp_path / "r")])
+    assert code == 0
+    text = page.read_text()
+    assert text.startswith("intro\n") and text.endswith("outro\n")
+    assert "old numbers" not in text
+    assert "| accuracy table |" in text and "| speed table |" in text
+    accuracy, timing = calls
+    assert [accuracy[i + 1] for i, a in enumerate(accuracy) if a == "--model"] == [
+        "nanotrack-v1", "nanotrack-v2", "nanotrack-v3"]
+    assert "--untrained" in timing and timing.count("--model") == 11
+    page.write_text("no markers\n")
+    code, _, err = _cli("readme", "--readme", str(page))
+    assert code == 2 and "has no Results markers" in err

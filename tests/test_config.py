@@ -67,4 +67,5 @@ def test_importing_the_package_does_not_import_torch():
     import sys
 
     code = "import sys, tracker; tracker.list_models(); print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "False"

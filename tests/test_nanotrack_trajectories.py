@@ -103,6 +103,26 @@ def test_dev_sequences_match_the_reference(trackers):
         assert abs(precision - reference[version][1]) <= 0.02, (version, precision, reference[version])
 
 
+def test_onnxruntime_backend_matches_torch_in_accuracy(trackers, monkeypatch):
+    """NanoTrack's published ONNX graphs vs the .pth through torch: mean success AUC over the
+    ten sequences within 0.01 (a near-tie may send the two apart late in a sequence)."""
+    monkeypatch.setenv("TRACKER_WEIGHTS", str(shared_path("weights", "nanotrack")))
+    onnx_trackers = {
+        v: tracker.build_tracker(f"nanotrack-v{v}", backend="onnxruntime") for v in VERSIONS
+    }
+    auc = {"torch": {v: [] for v in VERSIONS}, "onnxruntime": {v: [] for v in VERSIONS}}
+    for sequence in DEV:
+        folder = shared_path("data", "otb", sequence)
+        ground_truth = _read_boxes(folder / "groundtruth_rect.txt")
+        frames = [cv2.imread(str(p)) for p in sorted((folder / "img").glob("*.jpg"))]
+        for backend, group in (("torch", trackers), ("onnxruntime", onnx_trackers)):
+            for version, boxes in _track(group, frames, ground_truth[0]).items():
+                auc[backend][version].append(_metrics(boxes, ground_truth)[0])
+    for version in VERSIONS:
+        difference = np.mean(auc["onnxruntime"][version]) - np.mean(auc["torch"][version])
+        assert abs(difference) <= 0.01, (version, difference)
+
+
 def _video_frames(path):
     capture = cv2.VideoCapture(str(path))
     try:

@@ -167,6 +167,8 @@ def test_export_cli_errors_are_one_line(tmp_path, capsys):
     assert "checkpoint file not found" in capsys.readouterr().err
     assert export_main(["--model", "siamfc-alexnet", "--int8", "--out", str(tmp_path)]) == 2
     assert "--int8 needs --calibration" in capsys.readouterr().err
+    assert export_main(["--model", "siamfc-alexnet", "--evaluate", str(tmp_path)]) == 2
+    assert "--evaluate compares the --int8 graph" in capsys.readouterr().err
 
 
 def test_onnx_backend_errors_name_the_problem(tmp_path, monkeypatch):

@@ -86,7 +86,8 @@ def test_pysot_steps(name):
     _assert_mostly_equal(ours, theirs)
     robust = np.array([float(r["pscore_margin"]) >= 1e-4 for r in rows])
     np.testing.assert_allclose(ours[robust], theirs[robust], atol=1e-3)
-    np.testing.assert_allclose(scores[robust], [float(r["best_score"]) for r in np.array(rows)[robust]], atol=1e-5)
+    recorded = [float(r["best_score"]) for r in np.array(rows)[robust]]
+    np.testing.assert_allclose(scores[robust], recorded, atol=1e-5)
 
 
 def test_siamfc_steps():
@@ -120,7 +121,9 @@ def test_nanotrack_steps():
         np.testing.assert_allclose(scores, [float(r["best_score"]) for r in rows], atol=1e-4)
 
 
-@pytest.mark.parametrize("name,folder", [("dasiamrpn-otb", "dasiamrpn_otb"), ("dasiamrpn-big", "dasiamrpn_big")])
+@pytest.mark.parametrize(
+    "name,folder", [("dasiamrpn-otb", "dasiamrpn_otb"), ("dasiamrpn-big", "dasiamrpn_big")]
+)
 def test_dasiamrpn_steps(name, folder):
     rows = _rows("dasiamrpn", folder, "steps.csv")
     trk = _tracker_with(name, recipe_weights(shared_path("fixtures", "dasiamrpn", folder)))

@@ -197,6 +197,52 @@ def export_int8(
     return path
 
 
+def evaluate_int8(
+    config: ModelConfig, out_dir: Path, video: Path, box: Sequence[float], otb_root: Path,
+    frames: int = 300,
+) -> List[str]:
+    """Float vs int8 export: ``update`` speed on ``video`` and accuracy on an OTB-layout folder.
+
+    Accuracy goes through ``python -m tracker.benchmark accuracy`` (the got10k toolkit's
+    numbers); speed is the median and mean ``update`` time after a warm-up.
+    """
+    import itertools
+
+    from .api import build_tracker
+    from .benchmark.__main__ import main as benchmark
+    from .benchmark.accuracy import tracker_name
+    from .benchmark.speed import WARMUP_FRAMES, summarize, time_updates
+
+    clip = list(itertools.islice(clips.frames(video, "--calibration"), frames + WARMUP_FRAMES + 1))
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="tracker-int8-") as scratch:
+        for label, sidecar in (("float32", SIDECAR), ("int8", INT8_SIDECAR)):
+            weights = out_dir / sidecar
+            trk = build_tracker(config.name, weights, backend="onnxruntime")
+            trk.init(clip[0], tuple(box))
+            timing = summarize(label, "onnxruntime", 0, time_updates(trk.update, clip[1:], WARMUP_FRAMES))
+            reports = Path(scratch) / label
+            code = benchmark([
+                "accuracy", "--dataset", "otb", "--root", str(otb_root), "--model", config.name,
+                "--backend", "onnxruntime", "--weights", str(weights),
+                "--results", str(reports / "results"), "--reports", str(reports / "reports"),
+            ])
+            if code != 0:
+                raise TrackerError(f"--evaluate: the accuracy benchmark failed on {otb_root}")
+            name = tracker_name(config.name, "onnxruntime", weights=weights)
+            performance = json.loads((reports / "reports" / "OTB" / name / "performance.json").read_text())
+            overall = performance[name]["overall"]
+            results[label] = (timing, overall["success_score"], overall["precision_score"])
+    (fast, auc_f, prec_f), (quant, auc_q, prec_q) = results["float32"], results["int8"]
+    return [
+        f"int8 vs float32 on {video.name} ({fast.frames} updates): median {quant.median_ms:.2f} vs "
+        f"{fast.median_ms:.2f} ms, {quant.fps:.1f} vs {fast.fps:.1f} FPS, speed gain "
+        f"{quant.fps / fast.fps:.2f}x",
+        f"int8 vs float32 on {otb_root}: success AUC {auc_q:.4f} vs {auc_f:.4f} "
+        f"({auc_q - auc_f:+.4f}), precision@20px {prec_q:.4f} vs {prec_f:.4f} ({prec_q - prec_f:+.4f})",
+    ]
+
+
 def _parse_box(text: str) -> Tuple[float, ...]:
     try:
         values = tuple(float(v) for v in text.split(","))
@@ -232,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "frame (default: first line of the .txt beside the video, 1-based)")
     parser.add_argument("--calibration-frames", type=int, default=200,
                         help="frames used for calibration (default 200)")
+    parser.add_argument("--evaluate", type=Path, metavar="OTB_DIR",
+                        help="with --int8: report the int8 graph's speed gain (on the calibration "
+                             "video) and accuracy cost (on this OTB-layout folder) against float32")
     return parser
 
 
@@ -241,6 +290,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         config = get_config(args.model)
         if args.int8 and args.calibration is None:
             raise ValueError("--int8 needs --calibration VIDEO")
+        if args.evaluate is not None and not args.int8:
+            raise ValueError("--evaluate compares the --int8 graph with float32; add --int8")
         if args.int8:
             box = (_parse_box(args.calibration_box) if args.calibration_box
                    else clips.first_box(args.calibration, "--calibration"))
@@ -252,10 +303,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         network = build_model(config).load_weights(weights)
         out = args.out or default_export_dir(config.name)
         sidecar = export_model(config, network, out, opset=args.opset, weights=Path(weights))
-        print(f"wrote {out / 'template.onnx'}, {out / 'search.onnx'} and {sidecar} (opset {args.opset}, checked)")
+        print(f"wrote {out / 'template.onnx'}, {out / 'search.onnx'} and {sidecar} "
+              f"(opset {args.opset}, checked)")
         if args.int8:
             quantized = export_int8(config, out, args.calibration, box, args.calibration_frames)
             print(f"wrote {out / 'search-int8.onnx'} and {quantized}")
+            if args.evaluate is not None:
+                print("\n".join(evaluate_int8(config, out, args.calibration, box, args.evaluate)))
     except (TrackerError, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

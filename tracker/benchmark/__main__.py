@@ -7,7 +7,7 @@ import sys
 from typing import List, Optional
 
 from ..errors import TrackerError
-from . import accuracy, speed
+from . import accuracy, readme, speed
 
 _EXAMPLES = """examples:
   python -m tracker.benchmark accuracy --dataset otb --root ../shared/data/otb --model nanotrack-v2
@@ -23,7 +23,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in (accuracy, speed):
+    for module in (accuracy, speed, readme):
         module.register(commands)
     args = parser.parse_args(argv)
     try:

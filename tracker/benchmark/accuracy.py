@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
-import platform
 import re
 import shlex
 import signal
@@ -37,6 +35,7 @@ from tqdm import tqdm
 
 from .. import api
 from ..zoo import get_config, list_models
+from . import markdown
 from .datasets import DATASETS, GOT10kFolder, open_dataset
 from .experiments import GOT10kExperiment, ToolkitTracker, make_experiment
 
@@ -95,6 +94,10 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="torch", choices=api.BACKENDS,
                         help="inference backend (default torch); results of another backend are "
                              "stored as <model>-<backend>")
+    parser.add_argument("--weights", type=Path, default=None,
+                        help="weights for the one --model: a checkpoint (torch) or an export "
+                             "folder or sidecar (onnxruntime); results are stored as "
+                             "<model>-<file name>. Default: found through the manifest")
     parser.add_argument("--raw-boxes", action="store_true",
                         help="hand the annotation files' numbers to the tracker unchanged and "
                              "record its boxes unchanged (the protocol behind most published "
@@ -125,17 +128,21 @@ def _shard(text: str) -> Tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def tracker_name(model: str, backend: str, raw_boxes: bool = False) -> str:
-    """The name results are stored under: the model, suffixed by a non-default backend and
-    by the raw-box protocol."""
+def tracker_name(
+    model: str, backend: str, raw_boxes: bool = False, weights: Optional[Path] = None
+) -> str:
+    """The name results are stored under: the model, suffixed by a non-default backend, by
+    explicit weights and by the raw-box protocol."""
     name = model if backend == "torch" else f"{model}-{backend}"
+    if weights is not None:
+        name = f"{name}-{Path(weights).stem}"
     return f"{name}-raw" if raw_boxes else name
 
 
 def run_accuracy(args: argparse.Namespace) -> int:
     """``accuracy``: track what is not done yet, then report (unless sharded)."""
     dataset, experiment = _open(args)
-    names = [tracker_name(m, args.backend, args.raw_boxes) for m in args.models]
+    names = [tracker_name(m, args.backend, args.raw_boxes, args.weights) for m in args.models]
     seq_names = dataset.seq_names
     if args.shard is not None:
         index, count = args.shard
@@ -149,12 +156,13 @@ def run_accuracy(args: argparse.Namespace) -> int:
           f"{len(args.models)} models; {len(tasks)} to track, {skipped} finished before (skipped)",
           file=sys.stderr)
     if tasks:
-        _check_models(args.models, args.backend)
+        _check_models(args.models, args.backend, args.weights)
         threads = args.threads if args.threads is not None else (1 if args.workers > 1 else None)
         try:
-            _track(experiment, tasks, RunSettings(args.backend, threads, args.raw_boxes), args.workers)
+            settings = RunSettings(args.backend, threads, args.raw_boxes, args.weights)
+            _track(experiment, tasks, settings, args.workers)
         except KeyboardInterrupt:
-            left = sum(not experiment.is_done(tracker_name(m, args.backend, args.raw_boxes), s)
+            left = sum(not experiment.is_done(tracker_name(m, args.backend, args.raw_boxes, args.weights), s)
                        for m, s in tasks)
             print(f"interrupted with {left} of {len(tasks)} sequences left; run the same command "
                   "again to resume (finished sequences are kept)", file=sys.stderr)
@@ -171,7 +179,8 @@ def run_merge(args: argparse.Namespace) -> int:
     """``merge``: the report of ``accuracy`` from existing result files."""
     _, experiment = _open(args)
     return _report(
-        args, experiment, [tracker_name(m, args.backend, args.raw_boxes) for m in args.models]
+        args, experiment,
+        [tracker_name(m, args.backend, args.raw_boxes, args.weights) for m in args.models],
     )
 
 
@@ -180,6 +189,8 @@ def _open(args: argparse.Namespace):
         get_config(model)
     if len(set(args.models)) != len(args.models):
         raise ValueError(f"--model repeats a name: {', '.join(args.models)}")
+    if args.weights is not None and len(args.models) != 1:
+        raise ValueError("--weights applies to exactly one --model")
     dataset = open_dataset(args.dataset, args.root, args.subset)
     if args.sequences:
         dataset.select([p.strip() for item in args.sequences for p in item.split(",") if p.strip()])
@@ -189,16 +200,10 @@ def _open(args: argparse.Namespace):
     return dataset, make_experiment(dataset, str(args.results), str(args.reports))
 
 
-def _check_models(models: Sequence[str], backend: str) -> None:
-    """Fail before any work when a model's weights cannot be found."""
-    if backend == "torch":
-        from ..weights import resolve_weights
-
-        for model in models:
-            resolve_weights(model, "checkpoint")
-    else:
-        for model in models:
-            api.build_tracker(model, backend=backend)
+def _check_models(models: Sequence[str], backend: str, weights: Optional[Path]) -> None:
+    """Fail before any work when a model's weights cannot be found or do not fit."""
+    for model in models:
+        api.build_tracker(model, weights, backend=backend)
 
 
 @dataclass(frozen=True)
@@ -208,6 +213,7 @@ class RunSettings:
     backend: str = "torch"
     threads: Optional[int] = None
     raw_boxes: bool = False
+    weights: Optional[Path] = None
 
 
 class _Runner:
@@ -228,8 +234,9 @@ class _Runner:
         settings = self.settings
         if model not in self.trackers:
             self.trackers[model] = ToolkitTracker(
-                tracker_name(model, settings.backend, settings.raw_boxes),
-                api.build_tracker(model, backend=settings.backend, threads=settings.threads),
+                tracker_name(model, settings.backend, settings.raw_boxes, settings.weights),
+                api.build_tracker(model, settings.weights, backend=settings.backend,
+                                  threads=settings.threads),
                 0.0 if settings.raw_boxes else self.experiment.dataset.box_origin,
                 self.counter,
             )
@@ -359,11 +366,7 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _markdown(args: argparse.Namespace, header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    table = [
-        "| " + " | ".join(header) + " |",
-        "| " + " | ".join("---" for _ in header) + " |",
-        *("| " + " | ".join(row) + " |" for row in rows),
-    ]
+    lines = markdown.table(header, rows)
     command = f"python -m tracker.benchmark {args.command} {_data_arguments(args)}"
     if getattr(args, "workers", 1) != 1:
         command += f" --workers {args.workers}"
@@ -371,9 +374,9 @@ def _markdown(args: argparse.Namespace, header: Sequence[str], rows: Sequence[Se
         command += f" --threads {args.threads}"
     command += f" --markdown {shlex.quote(str(args.markdown))}"
     return "\n".join([
-        *table,
+        *lines,
         "",
-        f"Generated by `{command}` on {_machine()}. fps: the got10k toolkit's speed (mean of "
+        f"Generated by `{command}` on {markdown.machine()}. fps: the got10k toolkit's speed (mean of "
         "1 / frame time); frames/s: frames over total init + update time.",
         "",
     ])
@@ -388,6 +391,8 @@ def _data_arguments(args: argparse.Namespace) -> str:
         parts += ["--model", model]
     if args.backend != "torch":
         parts += ["--backend", args.backend]
+    if args.weights is not None:
+        parts += ["--weights", str(args.weights)]
     if args.raw_boxes:
         parts.append("--raw-boxes")
     for item in args.sequences or []:
@@ -397,14 +402,3 @@ def _data_arguments(args: argparse.Namespace) -> str:
     if args.reports != Path("reports"):
         parts += ["--reports", str(args.reports)]
     return " ".join(shlex.quote(p) for p in parts)
-
-
-def _machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        model = names[0] if names else model
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} logical CPUs"

@@ -25,6 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import api, clips
+from . import markdown
 from ..geometry import Box
 from ..zoo import get_config, list_models
 
@@ -57,6 +58,7 @@ class SpeedReport:
     clip: str
     frames: int
     machine_gflops: Dict[int, float] = field(default_factory=dict)
+    matmul_gflops: Dict[int, Dict[str, float]] = field(default_factory=dict)
     timings: List[Timing] = field(default_factory=list)
 
 
@@ -69,7 +71,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         epilog="example:\n  python -m tracker.benchmark speed --model nanotrack-v2 --threads 1,2 --json",
     )
     parser.add_argument("--model", action="append", dest="models", metavar="NAME",
-                        help=f"model to time (repeatable; default nanotrack-v2); one of {', '.join(list_models())}")
+                        help="model to time (repeatable; default nanotrack-v2); one of "
+                             + ", ".join(list_models()))
     parser.add_argument("--backend", default="torch",
                         help="comma-separated backends: torch, onnxruntime (default torch)")
     parser.add_argument("--threads", default="2", help="comma-separated thread counts (default 2)")
@@ -78,11 +81,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--clip", type=Path, default=None,
                         help="video to time on, with a .txt of 1-based x,y,w,h boxes beside it "
                              "(default: the shared airplane-1 clip, else a generated clip)")
+    parser.add_argument("--weights", type=Path, default=None,
+                        help="weights for the one --model: a checkpoint (torch) or an export "
+                             "folder or sidecar such as model-int8.json (onnxruntime)")
     parser.add_argument("--untrained", action="store_true",
                         help="time models whose weights (or onnxruntime export) are not present "
                              "with untrained weights; a network's cost does not depend on its values")
     parser.add_argument("--no-baseline", action="store_true", help="skip cv2.TrackerNano")
     parser.add_argument("--json", action="store_true", help="print the report as JSON only")
+    parser.add_argument("--markdown", type=Path, default=None, metavar="FILE",
+                        help="also write the table as Markdown, with the command that made it")
     parser.set_defaults(run=run)
 
 
@@ -100,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
     models = args.models or ["nanotrack-v2"]
     for name in models:
         get_config(name)
+    if args.weights is not None and len(models) != 1:
+        raise ValueError("--weights applies to exactly one --model")
     backends = [b.strip() for b in args.backend.split(",") if b.strip()]
     for backend in backends:
         if backend not in api.BACKENDS:
@@ -110,36 +120,51 @@ def run(args: argparse.Namespace) -> int:
     clip, frames, box = load_clip(args.clip, args.frames + WARMUP_FRAMES + 1)
     report = SpeedReport(clip=clip, frames=len(frames) - WARMUP_FRAMES - 1)
     for count in threads:
-        report.machine_gflops[count] = matmul_gflops(count)
+        report.matmul_gflops[count] = matmul_gflops(count)
+        report.machine_gflops[count] = max(report.matmul_gflops[count].values())
     jobs = [(m, b, t) for t in threads for b in backends for m in models]
     baseline_names = [] if args.no_baseline else [n for n in OPENCV_NANO_VERSIONS if _opencv_files(n)]
     jobs += [(n, "opencv", t) for t in threads for n in baseline_names[:1]]
     with tempfile.TemporaryDirectory(prefix="tracker-speed-") as scratch:
+        builder = _Builder(args.weights, args.untrained, Path(scratch))
         for model, backend, count in tqdm(jobs, desc="timing", unit="tracker", disable=args.json):
-            report.timings.append(_time_one(
-                model, backend, count, frames, box, report.machine_gflops[count], args.untrained,
-                Path(scratch),
-            ))
+            report.timings.append(
+                _time_one(model, backend, count, frames, box, report.machine_gflops[count], builder)
+            )
     _compare_with_baseline(report)
     if args.json:
         print(json.dumps(asdict(report), indent=2))
     else:
         print(format_report(report))
+    if args.markdown is not None:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(format_markdown(report, _command_line(args)))
     return 0
 
 
+def _command_line(args: argparse.Namespace) -> str:
+    parts = ["python -m tracker.benchmark speed"]
+    parts += [f"--model {m}" for m in args.models or []]
+    parts += [f"--backend {args.backend}", f"--threads {args.threads}", f"--frames {args.frames}"]
+    if args.clip is not None:
+        parts.append(f"--clip {args.clip}")
+    if args.weights is not None:
+        parts.append(f"--weights {args.weights}")
+    flags = (("--untrained", args.untrained), ("--no-baseline", args.no_baseline))
+    parts += [flag for flag, on in flags if on]
+    parts.append(f"--markdown {args.markdown}")
+    return " ".join(parts)
+
+
 def _time_one(
-    model: str, backend: str, threads: int, frames, box, limit: float, untrained: bool,
-    scratch: Path,
+    model: str, backend: str, threads: int, frames, box, limit: float, builder: "_Builder"
 ) -> Timing:
     _set_threads(threads)
     flops = _network_flops(model)
     if backend == "opencv":
         label, update = f"cv2.TrackerNano ({model} ONNX)", _opencv_tracker(model, frames[0], box)
     else:
-        label, trk = model, _tracker(model, backend, threads, untrained)
-        if trk is None:
-            label, trk = f"{model} (untrained)", _untrained_tracker(model, backend, threads, scratch)
+        label, trk = builder.build(model, backend, threads)
         trk.init(frames[0], box)
         update = trk.update
     seconds = time_updates(update, frames[1:], WARMUP_FRAMES)
@@ -151,35 +176,49 @@ def _time_one(
     return timing
 
 
-def _tracker(model: str, backend: str, threads: int, untrained: bool) -> Optional[api.Tracker]:
-    """The model's tracker, or ``None`` when its weights are absent and ``untrained`` allows it."""
-    from ..errors import WeightsNotFoundError
+@dataclass
+class _Builder:
+    """Builds the timed trackers: with ``weights``, from the manifest, or untrained."""
 
-    try:
-        return api.build_tracker(model, backend=backend, threads=threads)
-    except WeightsNotFoundError as error:
-        if untrained:
-            return None
-        raise WeightsNotFoundError(f"{error} (or pass --untrained to time untrained weights)") from None
+    weights: Optional[Path]
+    untrained: bool
+    scratch: Path
+
+    def build(self, model: str, backend: str, threads: int) -> Tuple[str, api.Tracker]:
+        from ..errors import WeightsNotFoundError
+
+        if self.weights is not None:
+            return f"{model} [{self.weights.name}]", api.build_tracker(
+                model, self.weights, backend=backend, threads=threads
+            )
+        try:
+            return model, api.build_tracker(model, backend=backend, threads=threads)
+        except WeightsNotFoundError as error:
+            if not self.untrained:
+                raise WeightsNotFoundError(
+                    f"{error} (or pass --untrained to time untrained weights)"
+                ) from None
+        return f"{model} (untrained)", self._untrained(model, backend, threads)
+
+    def _untrained(self, model: str, backend: str, threads: int) -> api.Tracker:
+        """The network's initial weights (exported to the scratch folder for onnxruntime)."""
+        from ..backends import onnx_backend, torch_backend
+
+        config = get_config(model)
+        runner = torch_backend.load_runner(config, weights=None)
+        if backend == "onnxruntime":
+            from ..export import export_model
+
+            folder = self.scratch / model
+            if not folder.is_dir():
+                export_model(config, runner.network, folder)
+            runner = onnx_backend.load_exported(config, folder, threads)
+        return api.Tracker(config, runner)
 
 
-def _untrained_tracker(model: str, backend: str, threads: int, scratch: Path) -> api.Tracker:
-    """A tracker with the network's initial weights (exported to ``scratch`` for onnxruntime)."""
-    from ..backends import onnx_backend, torch_backend
-
-    config = get_config(model)
-    runner = torch_backend.load_runner(config, weights=None)
-    if backend == "onnxruntime":
-        from ..export import export_model
-
-        folder = scratch / model
-        if not folder.is_dir():
-            export_model(config, runner.network, folder)
-        runner = onnx_backend.load_exported(config, folder, threads)
-    return api.Tracker(config, runner)
-
-
-def time_updates(update: Callable[[np.ndarray], object], frames: Sequence[np.ndarray], warmup: int) -> List[float]:
+def time_updates(
+    update: Callable[[np.ndarray], object], frames: Sequence[np.ndarray], warmup: int
+) -> List[float]:
     """Seconds per call of ``update`` on ``frames[warmup:]`` after ``warmup`` untimed calls."""
     for frame in frames[:warmup]:
         update(frame)
@@ -216,7 +255,8 @@ def format_report(report: SpeedReport) -> str:
     lines = [
         f"clip: {report.clip}, {report.frames} timed frames after {WARMUP_FRAMES} warm-up frames",
         "machine fp32 matmul limit: "
-        + ", ".join(f"{g:.0f} GFLOP/s on {t} thread(s)" for t, g in report.machine_gflops.items()),
+        + "; ".join(f"{report.machine_gflops[t]:.0f} GFLOP/s on {t} thread(s) ({_per_library(r)})"
+                    for t, r in report.matmul_gflops.items()),
         "",
         f"{'tracker':<34} {'backend':<12} {'thr':>3} {'median ms':>9} {'p95 ms':>7} {'FPS':>7} "
         f"{'GFLOP/frame':>11} {'GFLOP/s':>8} {'of limit':>8} {'vs cv2':>7}",
@@ -236,6 +276,37 @@ def format_report(report: SpeedReport) -> str:
     return "\n".join(lines)
 
 
+def _per_library(rates: Dict[str, float]) -> str:
+    fastest_first = sorted(rates.items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{library} {rate:.0f}" for library, rate in fastest_first)
+
+
+def format_markdown(report: SpeedReport, command: str) -> str:
+    """The report as a Markdown table, with the command and machine under it."""
+    header = ["model", "backend", "threads", "median ms", "p95 ms", "FPS", "GFLOP/frame",
+              "of limit", "vs cv2.TrackerNano"]
+    rows = [
+        [t.tracker, t.backend, str(t.threads), f"{t.median_ms:.2f}", f"{t.p95_ms:.2f}",
+         f"{t.fps:.1f}", _cell(t.gflops_per_frame, ".3f"),
+         _cell(None if t.limit_ratio is None else 100 * t.limit_ratio, ".1f", "%"),
+         _cell(t.vs_baseline, ".2f", "x")]
+        for t in report.timings
+    ]
+    limits = "; ".join(
+        f"{report.machine_gflops[t]:.0f} GFLOP/s on {t} thread(s) ({_per_library(r)})"
+        for t, r in report.matmul_gflops.items()
+    )
+    return "\n".join([
+        *markdown.table(header, rows),
+        "",
+        f"Generated by `{command}` on {markdown.machine()}: `update` (crop, network, decoding) "
+        f"over {report.frames} frames of {Path(report.clip).name} "
+        f"after {WARMUP_FRAMES} warm-up frames; FPS = frames / total time; fp32 matmul limit "
+        f"{limits}; 'of limit' = FLOPs per frame x FPS / that limit.",
+        "",
+    ])
+
+
 def _set_threads(threads: int) -> None:
     cv2.setNumThreads(threads)
     try:
@@ -245,23 +316,48 @@ def _set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def matmul_gflops(threads: int, size: int = MATMUL_SIZE, repeats: int = 10) -> float:
-    """Best-of-``repeats`` fp32 GFLOP/s of a ``size`` x ``size`` matrix product."""
+def matmul_gflops(threads: int, size: int = MATMUL_SIZE, repeats: int = 10) -> Dict[str, float]:
+    """Best-of-``repeats`` fp32 GFLOP/s of a ``size`` x ``size`` matrix product, per library.
+
+    The machine's limit is the fastest of them: libraries differ a lot on one CPU (MKL's
+    generic path on AMD processors reaches half of what onnxruntime's MLAS does).
+    """
     _set_threads(threads)
-    try:
-        import torch
-    except ImportError:
-        torch = None
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size), dtype=np.float32)
     b = rng.standard_normal((size, size), dtype=np.float32)
-    if torch is not None:
-        a, b = torch.from_numpy(a), torch.from_numpy(b)
-    product = (lambda: a @ b)
-    for _ in range(3):
-        product()
-    best = min(_seconds(product) for _ in range(repeats))
-    return 2.0 * size ** 3 / best / 1e9
+    products: Dict[str, Callable[[], object]] = {"numpy": lambda: a @ b}
+    try:
+        import torch
+    except ImportError:
+        pass
+    else:
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        products["torch"] = lambda: ta @ tb
+    products["onnxruntime"] = _onnxruntime_matmul(a, b, threads)
+    rates = {}
+    for library, product in products.items():
+        for _ in range(3):
+            product()
+        best = min(_seconds(product) for _ in range(repeats))
+        rates[library] = 2.0 * size ** 3 / best / 1e9
+    return rates
+
+
+def _onnxruntime_matmul(a: np.ndarray, b: np.ndarray, threads: int) -> Callable[[], object]:
+    from onnx import TensorProto, helper
+
+    from ..backends.onnx_backend import session
+
+    shape = list(a.shape)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])], "matmul",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in ("a", "b")],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, shape)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    matmul = session(model.SerializeToString(), threads)
+    return lambda: matmul.run(None, {"a": a, "b": b})
 
 
 def _seconds(call: Callable[[], object]) -> float:
@@ -299,6 +395,7 @@ def _opencv_files(model: str) -> Optional[Tuple[Path, Path]]:
 
 def _opencv_tracker(model: str, first_frame: np.ndarray, box: Box) -> Callable[[np.ndarray], object]:
     backbone, head = _opencv_files(model)
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     params = cv2.TrackerNano_Params()
     params.backbone = str(backbone)
     params.neckhead = str(head)
@@ -307,7 +404,8 @@ def _opencv_tracker(model: str, first_frame: np.ndarray, box: Box) -> Callable[[
     return nano.update
 
 
-def _shared_dir() -> Path:
+def shared_dir() -> Path:
+    """The shared data folder: ``$TRACKER_SHARED``, else ``../shared`` beside the project."""
     default = Path(__file__).resolve().parents[2].parent / "shared"
     return Path(os.environ.get("TRACKER_SHARED", default))
 
@@ -315,7 +413,7 @@ def _shared_dir() -> Path:
 def load_clip(path: Optional[Path], count: int) -> Tuple[str, List[np.ndarray], Box]:
     """``count`` frames of a clip in memory, and its first box (0-based corner convention)."""
     if path is None:
-        shared = _shared_dir() / "data" / "clips" / f"{CLIP_NAME}.mp4"
+        shared = shared_dir() / "data" / "clips" / f"{CLIP_NAME}.mp4"
         if not shared.is_file():
             frames, box = generated_clip(count)
             return f"generated ({count} frames, 640x360)", frames, box

@@ -1,0 +1,646 @@
+"""``python -m tracker.demo`` and the examples in ``demo/``: end to end, errors, a real window.
+
+Everything runs as a subprocess, the way a user runs it, with no display unless the test
+starts its own X server (Xvfb).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import re
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
+
+import cv2
+import numpy as np
+import pytest
+
+import tracker
+from tests.conftest import ROOT, shared_path
+from tracker.demo.cli import choose_model
+from tracker.demo.display import PAUSED_HINT, headless_reason
+from tracker.demo.overlay import (
+    LOST_COLOR, TEXT_COLOR, TRACKING_COLOR, FrameStatus, annotate, box_corners, draw_text,
+)
+from tracker.demo.sources import open_images
+
+CLIP_FRAMES = 300
+MODEL = "nanotrack-v2"
+FOLDER_SEQUENCE = "Football1"
+T = TypeVar("T")
+
+
+def _env(**changes: str) -> Dict[str, str]:
+    """The subprocess environment: no display, one thread, the shared NanoTrack weights
+    (unless ``changes`` name ``TRACKER_WEIGHTS``), then ``changes``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.update(
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+        OMP_NUM_THREADS="1",
+        PYTHONUNBUFFERED="1",
+    )
+    if "TRACKER_WEIGHTS" not in changes:
+        env["TRACKER_WEIGHTS"] = str(shared_path("weights", "nanotrack"))
+    env.update(changes)
+    return env
+
+
+def _run(args: Sequence[str], env: Dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def _demo(*args: str, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+    return _run(["-m", "tracker.demo", *args], env if env is not None else _env())
+
+
+def _read_boxes(path: Path) -> List[Tuple[float, ...]]:
+    return [tuple(float(v) for v in line.split(",")) for line in path.read_text().splitlines()]
+
+
+def _first_box(ground_truth: Path) -> Tuple[float, float, float, float]:
+    """First line of a 1-based OTB / LaSOT ground truth, as a 0-based corner box."""
+    x, y, w, h = (float(v) for v in ground_truth.read_text().splitlines()[0].split(","))
+    return x - 1, y - 1, w, h
+
+
+def _init_arg(box: Sequence[float]) -> str:
+    return ",".join(f"{v:g}" for v in box)
+
+
+def _wait_for(condition: Callable[[], Optional[T]], timeout: float, what: str) -> T:
+    """The first value of ``condition()`` that is not ``None``, polled until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value is not None:
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """The subprocesses run on one thread (OMP_NUM_THREADS=1); so do the reference runs."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _api_run(frames: Iterator[np.ndarray], box) -> List[tracker.TrackResult]:
+    """What the API returns on ``frames``: the init box first, then one result per update."""
+    weights = shared_path("weights", "nanotrack", "nanotrackv2.pth")
+    with _one_torch_thread():
+        trk = tracker.build_tracker(MODEL, weights)
+        trk.init(next(frames), box)
+        return [tracker.TrackResult(box, 1.0, False)] + [trk.update(f) for f in frames]
+
+
+def _video_frames(video: Path, count: int) -> Iterator[np.ndarray]:
+    capture = cv2.VideoCapture(str(video))
+    for _ in range(count):
+        ok, frame = capture.read()
+        assert ok, f"{video} has fewer than {count} frames"
+        yield frame
+    capture.release()
+
+
+@pytest.fixture(scope="module")
+def clip():
+    """The airplane clip, its first box and the API's results on its first CLIP_FRAMES frames."""
+    video = shared_path("data", "clips", "airplane-1.mp4")
+    box = _first_box(video.with_suffix(".txt"))
+    return video, box, _api_run(_video_frames(video, CLIP_FRAMES), box)
+
+
+@pytest.fixture(scope="module")
+def folder():
+    """An OTB sequence folder, its first box and the API's results on all its frames."""
+    sequence = shared_path("data", "otb", FOLDER_SEQUENCE)
+    box = _first_box(sequence / "groundtruth_rect.txt")
+    files = sorted((sequence / "img").glob("*.jpg"))
+    return sequence, box, _api_run((cv2.imread(str(p)) for p in files), box)
+
+
+@pytest.fixture(scope="module")
+def tiny_video(tmp_path_factory) -> Path:
+    """Five 160 x 120 frames of noise: a valid video for the error cases."""
+    path = tmp_path_factory.mktemp("video") / "tiny.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (160, 120))
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        writer.write(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8))
+    writer.release()
+    return path
+
+
+def test_help_documents_every_option_with_an_example():
+    result = _demo("--help", env=dict(os.environ))
+    assert result.returncode == 0
+    for option in ("--video", "--webcam", "--images", "--init", "--model", "--weights", "--backend",
+                   "--output", "--save-boxes", "--no-display", "--max-frames", "--threads"):
+        assert option in result.stdout
+    assert "python -m tracker.demo --video" in result.stdout
+    assert "q or Esc quits, space pauses, r re-selects" in result.stdout
+
+
+def test_headless_run_saves_the_api_boxes_and_an_annotated_video(clip, tmp_path):
+    video, box, expected = clip
+    boxes, annotated = tmp_path / "boxes.txt", tmp_path / "annotated.mp4"
+    result = _demo(
+        "--video", str(video), "--init", _init_arg(box), "--max-frames", str(CLIP_FRAMES),
+        "--threads", "1", "--output", str(annotated), "--save-boxes", str(boxes),
+    )
+    assert result.returncode == 0, result.stderr
+    # No DISPLAY: the demo says so, runs without a window and shows a progress bar.
+    assert "no display" in result.stderr
+    assert f"{CLIP_FRAMES}/{CLIP_FRAMES}" in result.stderr
+    chosen = f"model: {MODEL} (torch; the fastest CPU model whose weights are present"
+    assert chosen in result.stdout
+    lost = sum(r.lost for r in expected)
+    assert f"frames: {CLIP_FRAMES}\n" in result.stdout
+    assert re.search(r"latency per frame: mean \d+\.\d\d ms, p95 \d+\.\d\d ms "
+                     rf"\(Tracker.update over {CLIP_FRAMES - 1} frames", result.stdout)
+    assert f"frames flagged lost: {lost} (" in result.stdout
+    assert f"boxes: {boxes}" in result.stdout and f"video: {annotated}" in result.stdout
+
+    assert _read_boxes(boxes) == [r.box for r in expected]
+
+    capture = cv2.VideoCapture(str(annotated))
+    written = []
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        written.append(image)
+    assert len(written) == CLIP_FRAMES
+    assert written[0].shape == (360, 640, 3)
+    # The box is drawn: green along the top edge of the first frame's box (lossy codec).
+    (left, top), (right, _) = box_corners(box)
+    edge = written[0][top, left + 2:right - 2].astype(float).mean(axis=0)
+    assert edge[1] > 150 and edge[1] - max(edge[0], edge[2]) > 80
+
+
+def test_backend_and_threads_reach_the_tracker(clip, tmp_path, monkeypatch):
+    video, box, _ = clip
+    frames = 30
+    monkeypatch.setenv("TRACKER_WEIGHTS", str(shared_path("weights", "nanotrack")))
+    trk = tracker.build_tracker(MODEL, backend="onnxruntime", threads=1)
+    frame_iter = _video_frames(video, frames)
+    trk.init(next(frame_iter), box)
+    expected = [box] + [trk.update(f).box for f in frame_iter]
+    boxes = tmp_path / "boxes.txt"
+    result = _demo("--video", str(video), "--init", _init_arg(box), "--max-frames", str(frames),
+                   "--backend", "onnxruntime", "--threads", "1", "--save-boxes", str(boxes))
+    assert result.returncode == 0, result.stderr
+    assert f"model: {MODEL} (onnxruntime; " in result.stdout
+    assert _read_boxes(boxes) == expected
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_ends_a_headless_run_with_complete_outputs(clip, tmp_path):
+    video, box, _ = clip
+    boxes, annotated = tmp_path / "boxes.txt", tmp_path / "annotated.mp4"
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "tracker.demo", "--video", str(video), "--init", _init_arg(box),
+         "--output", str(annotated), "--save-boxes", str(boxes)],
+        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        # The boxes file fills in buffered blocks: once it has content, tracking is under way.
+        _wait_for(lambda: True if boxes.is_file() and boxes.stat().st_size else None, 240,
+                  "the first boxes")
+        demo.send_signal(signal.SIGINT)
+        out, errors = demo.communicate(timeout=60)
+    finally:
+        demo.kill()
+    assert demo.returncode == 0, errors
+    assert "Traceback" not in errors and "stopped early (Ctrl-C)" in out
+    frames = int(re.search(r"^frames: (\d+)$", out, re.MULTILINE).group(1))
+    assert 2 <= frames < 2788
+    assert len(_read_boxes(boxes)) == frames
+    assert cv2.VideoCapture(str(annotated)).get(cv2.CAP_PROP_FRAME_COUNT) == frames
+
+
+def test_image_folder_run_saves_the_api_boxes(folder, tmp_path):
+    sequence, box, expected = folder
+    boxes = tmp_path / "boxes.txt"
+    result = _demo("--images", str(sequence / "img"), "--init", _init_arg(box), "--no-display",
+                   "--save-boxes", str(boxes))
+    assert result.returncode == 0, result.stderr
+    assert "no display" not in result.stderr
+    assert f"frames: {len(expected)}\n" in result.stdout
+    assert _read_boxes(boxes) == [r.box for r in expected]
+
+
+def test_image_folder_is_read_in_natural_order(tmp_path):
+    for number in (10, 2, 1):
+        cv2.imwrite(str(tmp_path / f"frame{number}.png"), np.full((4, 4, 3), number, np.uint8))
+    (tmp_path / "notes.txt").write_text("not an image")
+    source = open_images(str(tmp_path))
+    assert source.frame_count == 3
+    assert [source.read()[0, 0, 0] for _ in range(3)] == [1, 2, 10]
+    assert source.read() is None
+
+
+def test_overlay_shows_the_lost_state_in_red():
+    frame = np.full((120, 160, 3), 90, np.uint8)
+    box = (40.0, 50.0, 30.0, 20.0)
+    (left, top), _ = box_corners(box)
+    tracking = annotate(frame, FrameStatus(box, 0.97, False, 30.0, 120.0))
+    lost = annotate(frame, FrameStatus(box, 0.12, True, 30.0, 120.0))
+    assert tuple(tracking[top, left + 5]) == TRACKING_COLOR
+    assert tuple(lost[top, left + 5]) == LOST_COLOR
+    assert not np.all(lost == TRACKING_COLOR, axis=2).any()
+    # The status panel: one line while tracking, a second ("LOST") while lost.
+    panel_rows = lambda image: int(np.any(np.any(image != 90, axis=2)[:, 100:], axis=1)[:40].sum())
+    assert panel_rows(lost) > panel_rows(tracking) > 0
+    assert np.array_equal(frame, np.full((120, 160, 3), 90, np.uint8))
+
+
+def test_unreachable_display_means_no_window(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert headless_reason() == "no display (neither DISPLAY nor WAYLAND_DISPLAY is set)"
+    monkeypatch.setenv("DISPLAY", ":4321")
+    try:
+        ctypes.CDLL("libX11.so.6")
+    except OSError:
+        pytest.skip("libX11 is not installed: the display cannot be probed")
+    assert headless_reason() == "cannot connect to the X display ':4321'"
+
+
+def test_demo_runs_without_a_window_when_the_display_is_unreachable(tiny_video):
+    result = _demo("--video", str(tiny_video), "--init", "40,30,40,40",
+                   env=_env(DISPLAY=":4321"))
+    assert result.returncode == 0, result.stderr
+    assert "cannot connect to the X display ':4321'; running without a window" in result.stderr
+    assert "frames: 5\n" in result.stdout
+
+
+def test_default_model_is_the_first_real_time_model_with_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRACKER_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("TRACKER_CACHE", str(tmp_path / "cache"))
+    model, reason = choose_model(None, None, "torch")
+    assert model == "nanotrack-v2" and "will be downloaded" in reason
+    (tmp_path / "nanotrackv1.pth").write_bytes(b"")
+    (tmp_path / "nanotrackv3.pth").write_bytes(b"")
+    assert choose_model(None, None, "torch")[0] == "nanotrack-v3"
+    assert choose_model("siamfc-alexnet", None, "torch") == ("siamfc-alexnet", "")
+
+
+@pytest.mark.parametrize(
+    "case, args, expected",
+    [
+        ("missing video", ["--video", "{tmp}/missing.mp4", "--init", "1,1,5,5"],
+         "--video: no such file: {tmp}/missing.mp4"),
+        ("unreadable video", ["--video", "{tmp}/broken.mp4", "--init", "1,1,5,5"],
+         "--video: cannot read {tmp}/broken.mp4"),
+        ("webcam", ["--webcam", "97", "--init", "1,1,5,5"], "--webcam: camera 97 is not available"),
+        ("init outside", ["--video", "{video}", "--init", "170,10,20,20"],
+         "--init (170.0, 10.0, 20.0, 20.0) lies entirely outside the 160x120 frame"),
+        ("init short", ["--video", "{video}", "--init", "1,2,3"],
+         "argument --init: expected four comma-separated numbers x,y,w,h, got '1,2,3'"),
+        ("init words", ["--video", "{video}", "--init", "a,b,c,d"],
+         "argument --init: expected four comma-separated numbers x,y,w,h, got 'a,b,c,d'"),
+        ("init empty box", ["--video", "{video}", "--init", "10,10,0,5"],
+         "--init must have positive width and height"),
+        ("no init headless", ["--video", "{video}"], "--init x,y,w,h is needed without a window"),
+        ("unknown model", ["--video", "{video}", "--init", "1,1,5,5", "--model", "nanotrack-v9"],
+         "unknown model 'nanotrack-v9'"),
+        ("weights not present", ["--video", "{video}", "--init", "1,1,5,5", "--model",
+                                 "siamfc-alexnet"], "no weights for model 'siamfc-alexnet'"),
+        ("download fails", ["--video", "{video}", "--init", "1,1,5,5"],
+         "no weights for model 'nanotrack-v2' (checkpoint): nanotrackv2.pth is in none of the "
+         "searched folders and could not be downloaded"),
+        ("weights file missing", ["--video", "{video}", "--init", "1,1,5,5", "--weights",
+                                  "{tmp}/none.pth"], "{tmp}/none.pth"),
+        ("empty folder", ["--images", "{tmp}/empty", "--init", "1,1,5,5"],
+         "--images: no image files"),
+        ("output folder missing", ["--video", "{video}", "--init", "1,1,5,5", "--output",
+                                   "{tmp}/no/such/folder/out.mp4"], "--output: the folder"),
+        ("bad threads", ["--video", "{video}", "--init", "1,1,5,5", "--threads", "0"],
+         "argument --threads: expected a positive integer, got '0'"),
+    ],
+)
+def test_errors_are_one_line_on_stderr(case, args, expected, tiny_video, tmp_path):
+    (tmp_path / "broken.mp4").write_text("this is not a video")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no images here")
+    # No weights anywhere, and downloads go to a port where nothing listens.
+    env = _env(TRACKER_WEIGHTS=str(tmp_path / "empty"), TRACKER_CACHE=str(tmp_path / "cache"),
+               TRACKER_WEIGHTS_URL="http://127.0.0.1:9/weights")
+    filled = [a.format(tmp=tmp_path, video=tiny_video) for a in args]
+    result = _demo(*filled, "--no-display", env=env)
+    assert result.returncode == 2, (case, result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), (case, result.stderr)
+    assert expected.format(tmp=tmp_path) in lines[0], (case, lines[0])
+
+
+def test_robot_example_calls_back_once_per_frame_with_the_latency(clip):
+    video, box, expected = clip
+    result = _run(["demo/robot_camera_loop.py", "--camera", str(video), "--init", _init_arg(box),
+                   "--max-frames", "20"], _env())
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    pattern = re.compile(r"frame +(\d+)  box ([-\d.,]+)  score [\d.]+  latency (\d+\.\d) ms")
+    matches = [pattern.match(line) for line in lines[:-1]]
+    assert len(matches) == 20 and all(matches)
+    for index, match in enumerate(matches, start=1):
+        assert int(match.group(1)) == index
+        printed = [float(v) for v in match.group(2).split(",")]
+        np.testing.assert_allclose(printed, expected[index].box, rtol=0, atol=0.005 + 1e-9)
+    assert lines[-1] == "stopped (end of input) after 20 tracked frames; camera released"
+
+
+@pytest.mark.timeout(180)
+def test_robot_example_stops_cleanly_on_ctrl_c(clip):
+    video, box, _ = clip
+    process = subprocess.Popen(
+        [sys.executable, "demo/robot_camera_loop.py", "--camera", str(video), "--init",
+         _init_arg(box)],
+        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        seen = [process.stdout.readline() for _ in range(3)]
+        assert all(line.startswith("frame ") for line in seen), seen
+        process.send_signal(signal.SIGINT)
+        rest, errors = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, errors
+    assert "Traceback" not in errors
+    stopped = re.fullmatch(r"stopped \(Ctrl-C\) after (\d+) tracked frames; camera released",
+                           rest.splitlines()[-1])
+    assert stopped and 3 <= int(stopped.group(1)) < 2787
+
+
+def test_image_folder_example_writes_the_api_boxes(folder, tmp_path):
+    sequence, _, expected = folder
+    out = tmp_path / "boxes.txt"
+    result = _run(["demo/track_image_folder.py", str(sequence), "--out", str(out)], _env())
+    assert result.returncode == 0, result.stderr
+    assert f"{len(expected)} frames in" in result.stderr
+    assert _read_boxes(out) == [r.box for r in expected]
+
+
+# --- a real window, under a virtual X server ---------------------------------------------
+
+_KEYSYMS = {"space": 0x20, "q": 0x71}
+
+
+class _XKeyEvent(ctypes.Structure):
+    _fields_ = [
+        ("type", ctypes.c_int), ("serial", ctypes.c_ulong), ("send_event", ctypes.c_int),
+        ("display", ctypes.c_void_p), ("window", ctypes.c_ulong), ("root", ctypes.c_ulong),
+        ("subwindow", ctypes.c_ulong), ("time", ctypes.c_ulong), ("x", ctypes.c_int),
+        ("y", ctypes.c_int), ("x_root", ctypes.c_int), ("y_root", ctypes.c_int),
+        ("state", ctypes.c_uint), ("keycode", ctypes.c_uint), ("same_screen", ctypes.c_int),
+        ("pad", ctypes.c_long * 24),  # XSendEvent copies a whole XEvent union
+    ]
+
+
+class _XWindowAttributes(ctypes.Structure):
+    _fields_ = [
+        ("x", ctypes.c_int), ("y", ctypes.c_int), ("width", ctypes.c_int),
+        ("height", ctypes.c_int), ("border_width", ctypes.c_int), ("depth", ctypes.c_int),
+        ("visual", ctypes.c_void_p), ("root", ctypes.c_ulong), ("class", ctypes.c_int),
+        ("bit_gravity", ctypes.c_int), ("win_gravity", ctypes.c_int),
+        ("backing_store", ctypes.c_int), ("backing_planes", ctypes.c_ulong),
+        ("backing_pixel", ctypes.c_ulong), ("save_under", ctypes.c_int),
+        ("colormap", ctypes.c_ulong), ("map_installed", ctypes.c_int), ("map_state", ctypes.c_int),
+        ("all_event_masks", ctypes.c_long), ("your_event_mask", ctypes.c_long),
+        ("do_not_propagate_mask", ctypes.c_long), ("override_redirect", ctypes.c_int),
+        ("screen", ctypes.c_void_p),
+    ]
+
+
+_X_ERROR_HANDLER = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+
+
+class _X11:
+    """Just enough Xlib, through ctypes, to find a window by title and type keys into it."""
+
+    def __init__(self, display: str) -> None:
+        try:
+            self._lib = ctypes.CDLL("libX11.so.6")
+        except OSError:
+            pytest.skip("libX11 is not installed (the window test talks to Xvfb through it)")
+        lib = self._lib
+        lib.XOpenDisplay.restype = ctypes.c_void_p
+        lib.XOpenDisplay.argtypes = [ctypes.c_char_p]
+        lib.XDefaultRootWindow.restype = ctypes.c_ulong
+        lib.XDefaultRootWindow.argtypes = [ctypes.c_void_p]
+        lib.XQueryTree.argtypes = [
+            ctypes.c_void_p, ctypes.c_ulong, ctypes.POINTER(ctypes.c_ulong),
+            ctypes.POINTER(ctypes.c_ulong), ctypes.POINTER(ctypes.POINTER(ctypes.c_ulong)),
+            ctypes.POINTER(ctypes.c_uint),
+        ]
+        lib.XFetchName.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.POINTER(ctypes.c_void_p)]
+        lib.XGetWindowAttributes.argtypes = [
+            ctypes.c_void_p, ctypes.c_ulong, ctypes.POINTER(_XWindowAttributes)
+        ]
+        lib.XKeysymToKeycode.restype = ctypes.c_ubyte
+        lib.XKeysymToKeycode.argtypes = [ctypes.c_void_p, ctypes.c_ulong]
+        lib.XSendEvent.argtypes = [
+            ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int, ctypes.c_long,
+            ctypes.POINTER(_XKeyEvent),
+        ]
+        lib.XFree.argtypes = [ctypes.c_void_p]
+        lib.XFlush.argtypes = [ctypes.c_void_p]
+        lib.XCloseDisplay.argtypes = [ctypes.c_void_p]
+        # Xlib's default error handler exits the process; a window that the demo destroys
+        # while it is being looked at is expected here, so errors only make a call fail.
+        self._ignore_errors = _X_ERROR_HANDLER(lambda display, event: 0)
+        lib.XSetErrorHandler.argtypes = [_X_ERROR_HANDLER]
+        lib.XSetErrorHandler.restype = ctypes.c_void_p
+        lib.XSetErrorHandler(self._ignore_errors)
+        self._display = lib.XOpenDisplay(display.encode())
+        assert self._display, f"cannot connect to Xvfb at {display}"
+        self._root = lib.XDefaultRootWindow(self._display)
+
+    def close(self) -> None:
+        self._lib.XCloseDisplay(self._display)
+
+    def find_window(self, title_prefix: str) -> Optional[int]:
+        """A mapped window whose title starts with ``title_prefix``, searched depth first."""
+        pending = [self._root]
+        while pending:
+            window = pending.pop()
+            viewable = self.attributes(window).map_state == 2  # IsViewable
+            if viewable and self._title(window).startswith(title_prefix):
+                return window
+            pending.extend(self._children(window))
+        return None
+
+    def attributes(self, window: int) -> _XWindowAttributes:
+        """The window's place and state (all zero once the window is gone)."""
+        attributes = _XWindowAttributes()
+        self._lib.XGetWindowAttributes(self._display, window, ctypes.byref(attributes))
+        return attributes
+
+    def press(self, window: int, key: str) -> None:
+        """Send a key press and release to ``window`` (XSendEvent; no XTest extension needed)."""
+        keycode = self._lib.XKeysymToKeycode(self._display, _KEYSYMS[key])
+        # (KeyPress, KeyPressMask), then (KeyRelease, KeyReleaseMask)
+        for event_type, mask in ((2, 1), (3, 2)):
+            event = _XKeyEvent(type=event_type, display=self._display, window=window,
+                               root=self._root, keycode=keycode, same_screen=1)
+            self._lib.XSendEvent(self._display, window, 1, mask, ctypes.byref(event))
+        self._lib.XFlush(self._display)
+
+    def _title(self, window: int) -> str:
+        name = ctypes.c_void_p()
+        if not self._lib.XFetchName(self._display, window, ctypes.byref(name)) or not name.value:
+            return ""
+        title = ctypes.string_at(name.value).decode("utf-8", "replace")
+        self._lib.XFree(name)
+        return title
+
+    def _children(self, window: int) -> List[int]:
+        root, parent = ctypes.c_ulong(), ctypes.c_ulong()
+        children, count = ctypes.POINTER(ctypes.c_ulong)(), ctypes.c_uint()
+        if not self._lib.XQueryTree(self._display, window, ctypes.byref(root), ctypes.byref(parent),
+                                    ctypes.byref(children), ctypes.byref(count)):
+            return []
+        found = [children[i] for i in range(count.value)]
+        if children:
+            self._lib.XFree(children)
+        return found
+
+
+@contextlib.contextmanager
+def _xvfb(folder: Path) -> Iterator[Tuple[str, Path]]:
+    """A virtual X server: its display name and the XWD file that mirrors its screen."""
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (Debian: apt-get install xvfb)")
+    read_end, write_end = os.pipe()
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1024x768x24", "-fbdir",
+         str(folder), "-nolisten", "tcp"],
+        pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    os.close(write_end)
+    try:
+        ready, _, _ = select.select([read_end], [], [], 30)
+        number = os.read(read_end, 32).decode().strip() if ready else ""
+        assert number.isdigit(), "Xvfb did not start"
+        yield f":{number}", folder / "Xvfb_screen0"
+    finally:
+        os.close(read_end)
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _screenshot(xwd: Path) -> np.ndarray:
+    """The virtual screen as a BGR image, read from Xvfb's XWD framebuffer file."""
+    data = xwd.read_bytes()
+    header = struct.unpack(">25I", data[:100])
+    header_size, width, height, byte_order = header[0], header[4], header[5], header[7]
+    bits_per_pixel, bytes_per_line, colormap_entries = header[11], header[12], header[19]
+    assert bits_per_pixel == 32 and byte_order == 0, "expected a 24-bit LSB-first screen"
+    offset = header_size + 12 * colormap_entries
+    rows = np.frombuffer(data, np.uint8, bytes_per_line * height, offset).reshape(height, -1)
+    return rows[:, : width * 4].reshape(height, width, 4)[:, :, :3].copy()
+
+
+def _pause_and_quit(demo: subprocess.Popen, x11: _X11, framebuffer: Path) -> np.ndarray:
+    """Wait until the demo's window plays frames, pause it with space, take the screenshot of
+    the paused window, then quit with q. Returns the screenshot (the window's area)."""
+
+    def running(condition: Callable[[], Optional[T]]) -> Callable[[], Optional[T]]:
+        def check() -> Optional[T]:
+            if demo.poll() is not None:
+                pytest.fail(f"the demo ended early: {demo.communicate()}")
+            return condition()
+
+        return check
+
+    window = _wait_for(running(lambda: x11.find_window("tracker.demo - video ")), 120, "the window")
+
+    def window_image() -> Optional[np.ndarray]:
+        """The window's area of the screen, once the window has the frame's size."""
+        place = x11.attributes(window)
+        if (place.width, place.height) != (640, 360):
+            return None
+        screen = _screenshot(framebuffer)
+        return screen[place.y:place.y + place.height, place.x:place.x + place.width]
+
+    def box_drawn() -> Optional[np.ndarray]:
+        image = window_image()
+        boxed = image is not None and np.all(image == TRACKING_COLOR, axis=2).sum() > 50
+        return image if boxed else None
+
+    first = _wait_for(running(box_drawn), 120, "a frame with the green box in the window")
+    _wait_for(running(lambda: None if np.array_equal(window_image(), first) else True), 120,
+              "the window to show the next frames")
+    x11.press(window, "space")
+    # The paused footer is opaque, so it looks the same on every frame.
+    footers = [np.full((360, 640, 3), value, np.uint8) for value in (0, 255)]
+    for footer in footers:
+        draw_text(footer, [(PAUSED_HINT, TEXT_COLOR)], top=False)
+    panel = np.all(footers[0] == footers[1], axis=2)
+
+    def paused_image() -> Optional[np.ndarray]:
+        image = window_image()
+        return image if np.array_equal(image[panel], footers[0][panel]) else None
+
+    shot = _wait_for(running(paused_image), 60, "the paused footer after space")
+    x11.press(window, "q")
+    return shot
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_window_shows_the_tracked_box_and_quits_on_a_key(clip, tmp_path):
+    if re.search(r"GUI: +NONE", cv2.getBuildInformation()):
+        pytest.skip("this OpenCV has no window support (opencv-python-headless)")
+    video, box, _ = clip
+    boxes = tmp_path / "boxes.txt"
+    (tmp_path / "fb").mkdir()
+    with _xvfb(tmp_path / "fb") as (display, framebuffer):
+        x11 = _X11(display)
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "tracker.demo", "--video", str(video), "--init", _init_arg(box),
+             "--save-boxes", str(boxes)],
+            cwd=ROOT, env=_env(DISPLAY=display), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            shot = _pause_and_quit(demo, x11, framebuffer)
+            out, errors = demo.communicate(timeout=60)
+        finally:
+            demo.kill()
+            x11.close()
+    assert demo.returncode == 0, errors
+    assert "QFontDatabase" not in errors
+    cv2.imwrite(str(tmp_path / "window.png"), shot)
+
+    saved = _read_boxes(boxes)
+    assert f"frames: {len(saved)}\n" in out and 2 <= len(saved) < 2788
+    # The window shows the frame the demo stopped on, with the last saved box in green.
+    green_y, green_x = np.nonzero(np.all(shot == TRACKING_COLOR, axis=2))
+    (left, top), (right, bottom) = box_corners(saved[-1])
+    for drawn, expected in ((green_x.min(), left), (green_y.min(), top),
+                            (green_x.max(), right), (green_y.max(), bottom)):
+        assert abs(int(drawn) - expected) <= 2, (saved[-1], green_x.min(), green_y.min())
+    *_, frame = _video_frames(video, len(saved))
+    middle = slice(60, 300)  # below the status panel, above the keys line
+    difference = np.abs(shot[middle].astype(int) - frame[middle].astype(int))
+    assert np.median(difference) <= 2

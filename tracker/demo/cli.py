@@ -1,0 +1,287 @@
+"""Command line of ``python -m tracker.demo``: arguments, model choice, one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import textwrap
+from typing import List, NoReturn, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from ..api import BACKENDS, Tracker, build_tracker
+from ..errors import TrackerError
+from ..geometry import Box
+from ..inputs import as_box
+from ..weights import find_weights
+from ..zoo import get_config, list_models
+from .display import Window, headless_reason
+from .session import Recorder, RunSummary, check_folder, run
+from .sources import DEFAULT_FPS, FrameSource, open_images, open_video, open_webcam
+
+#: Default models, best CPU real-time first; the first whose weights are present is used.
+PREFERRED_MODELS = ("nanotrack-v2", "nanotrack-v3", "nanotrack-v1")
+#: The weight files each backend loads (manifest artifact names).
+BACKEND_ARTIFACTS = {"torch": ("checkpoint",), "onnxruntime": ("onnx_backbone", "onnx_head")}
+#: Exit status when Ctrl-C comes before tracking starts (128 + SIGINT, as shells report it);
+#: a run stopped by Ctrl-C while tracking closes its outputs, prints its summary and exits 0.
+INTERRUPTED_EXIT = 130
+ERROR_EXIT = 2
+
+DESCRIPTION = """\
+Follow one object through a video file, a webcam or a folder of images.
+
+With a display, the frames are shown in a window with the box, the score, the frame rate and
+the lost state. Without --init you draw the target on the first frame with the mouse (then
+SPACE or ENTER). Keys: q or Esc quits, space pauses, r re-selects the target.
+
+Without a display (or with --no-display) a progress bar runs on stderr and --init is needed.
+Every run ends with a summary on stdout: frames, latency per frame (mean, p95), frames flagged
+lost, and the files written.
+
+Boxes are x,y,w,h in pixels, (0, 0) being the top-left corner of the frame."""
+
+EXAMPLES = """\
+examples:
+  python -m tracker.demo --video clip.mp4
+  python -m tracker.demo --video ../shared/data/clips/airplane-1.mp4 --init 366,100,41,16
+  python -m tracker.demo --webcam 0 --model nanotrack-v3 --threads 2
+  python -m tracker.demo --images frames/ --init 120,80,40,60 --no-display \\
+      --output annotated.mp4 --save-boxes boxes.txt
+
+""" + textwrap.fill("models: " + ", ".join(list_models()), width=90) + """
+weights are looked up in $TRACKER_WEIGHTS, the project's weights/ folder and the user cache
+(NanoTrack's are downloaded on first use); see weights/README.md."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        sys.exit(ERROR_EXIT)
+
+
+def parse_box(text: str) -> Box:
+    """``"x,y,w,h"`` -> four floats (range checks happen against the first frame)."""
+    parts = text.split(",")
+    try:
+        values = tuple(float(part) for part in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 4:
+        raise argparse.ArgumentTypeError(
+            f"expected four comma-separated numbers x,y,w,h, got {text!r}"
+        )
+    return values
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _camera_index(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a camera number (0, 1, ...), got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m tracker.demo",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    inputs = parser.add_argument_group("input (one of)").add_mutually_exclusive_group(required=True)
+    inputs.add_argument("--video", metavar="PATH",
+                        help="a video file, stream URL or image pattern (anything OpenCV reads)")
+    inputs.add_argument("--webcam", metavar="INDEX", type=_camera_index,
+                        help="a camera by number (0 = the first camera)")
+    inputs.add_argument("--images", metavar="DIR",
+                        help="a folder of image files, tracked in name order "
+                             "(frame2 before frame10)")
+    tracking = parser.add_argument_group("target and model")
+    tracking.add_argument("--init", metavar="X,Y,W,H", type=parse_box,
+                          help="the target's box on the first frame, in pixels; without it you "
+                               "draw the box with the mouse (needs a display)")
+    tracking.add_argument("--model", metavar="NAME",
+                          help=f"model to run (default: the first of {', '.join(PREFERRED_MODELS)} "
+                               "whose weights are present)")
+    tracking.add_argument("--weights", metavar="PATH",
+                          help="the model's weights file (default: looked up, see below)")
+    tracking.add_argument("--backend", choices=BACKENDS, default="torch",
+                          help="inference backend (default: torch)")
+    tracking.add_argument("--threads", metavar="N", type=_positive_int,
+                          help="CPU threads for OpenCV and the backend (default: theirs)")
+    tracking.add_argument("--max-frames", metavar="N", type=_positive_int,
+                          help="stop after N frames (the first frame counts)")
+    outputs = parser.add_argument_group("output")
+    outputs.add_argument("--output", metavar="VIDEO",
+                         help="write the annotated frames to this video (mp4v codec, the input's "
+                              f"size and frame rate; {DEFAULT_FPS:.0f} fps for webcams and images)")
+    outputs.add_argument("--save-boxes", metavar="FILE",
+                         help="write one x,y,w,h line per frame (the first is the --init box)")
+    outputs.add_argument("--no-display", action="store_true",
+                         help="no window, a progress bar instead (automatic without a display)")
+    return parser
+
+
+def choose_model(model: Optional[str], weights: Optional[str], backend: str) -> Tuple[str, str]:
+    """The model to run and why it was chosen (empty when the user named it).
+
+    Raises :class:`~tracker.errors.UnknownNameError` for an unknown name.
+    """
+    if model is not None:
+        return get_config(model).name, ""
+    default = PREFERRED_MODELS[0]
+    if weights is not None:
+        return default, "the default; pass --model if --weights holds another model"
+    for name in PREFERRED_MODELS:
+        if all(find_weights(name, artifact) for artifact in BACKEND_ARTIFACTS[backend]):
+            return name, "the fastest CPU model whose weights are present"
+    return default, "the default; its weights are not present here and will be downloaded"
+
+
+def open_source(args: argparse.Namespace) -> FrameSource:
+    if args.video is not None:
+        return open_video(args.video)
+    if args.webcam is not None:
+        return open_webcam(args.webcam)
+    return open_images(args.images)
+
+
+def set_threads(count: int, backend: str) -> None:
+    """OpenCV's and torch's thread pools (the library itself never changes them)."""
+    cv2.setNumThreads(count)
+    if backend == "torch":
+        import torch
+
+        torch.set_num_threads(count)
+
+
+def _quiet_opencv() -> None:
+    """Keep OpenCV's, FFmpeg's and Qt's warnings off stderr; the demo reports failures itself.
+
+    opencv-python's Qt warns at every start that its font folder is missing; the window has no
+    Qt text (OpenCV draws it), so that category is switched off unless the user set the rules.
+    """
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    os.environ.setdefault("QT_LOGGING_RULES", "qt.qpa.fonts=false")
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
+def _open_window(title: str, frame_size: Tuple[int, int]) -> Optional[Window]:
+    try:
+        return Window(title, frame_size)
+    except cv2.error:
+        print("tracker.demo: this OpenCV has no window support (opencv-python-headless?); "
+              "running without a window", file=sys.stderr)
+        return None
+
+
+def _track(args: argparse.Namespace) -> int:
+    model, reason = choose_model(args.model, args.weights, args.backend)
+    for path, option in ((args.output, "--output"), (args.save_boxes, "--save-boxes")):
+        if path:
+            check_folder(path, option)
+    source = open_source(args)
+    try:
+        first = source.read()
+        if first is None:
+            raise ValueError(f"{source.label}: no frame could be read")
+        box = as_box(args.init, first.shape, "--init") if args.init is not None else None
+        headless = _headless(args, box is not None)
+        tracker = _load_tracker(model, reason, args)
+        height, width = first.shape[:2]
+        title = f"tracker.demo - {source.label}"
+        window = None if headless else _open_window(title, (width, height))
+        try:
+            if box is None:
+                box = _select_target(window, first)
+            recorder = Recorder(args.output, args.save_boxes, (width, height), source.fps)
+            try:
+                summary = run(tracker, source, first, box, window=window, recorder=recorder,
+                              max_frames=args.max_frames)
+            finally:
+                recorder.close()
+        finally:
+            if window is not None:
+                window.close()
+    finally:
+        source.release()
+    print("\n".join(_summary_lines(summary, source, args)))
+    return 0
+
+
+def _headless(args: argparse.Namespace, has_box: bool) -> bool:
+    """Whether to run without a window; says why when the user did not ask for it."""
+    reason = "--no-display" if args.no_display else headless_reason()
+    if reason and not has_box:
+        raise ValueError(
+            f"--init x,y,w,h is needed without a window ({reason}): there is nowhere to draw "
+            "the target"
+        )
+    if reason and not args.no_display:
+        print(f"tracker.demo: {reason}; running without a window", file=sys.stderr)
+    return reason is not None
+
+
+def _load_tracker(model: str, reason: str, args: argparse.Namespace) -> Tracker:
+    if args.threads:
+        set_threads(args.threads, args.backend)
+    print(_model_line(model, reason, args), flush=True)
+    options = {"threads": args.threads} if args.backend == "onnxruntime" and args.threads else {}
+    return build_tracker(model, args.weights, backend=args.backend, **options)
+
+
+def _select_target(window: Optional[Window], frame: np.ndarray) -> Box:
+    if window is None:
+        raise ValueError("--init x,y,w,h is needed: this OpenCV cannot open a window")
+    box = window.select_target(frame)
+    if box is None:
+        raise ValueError("no target selected (draw a box, or pass --init x,y,w,h)")
+    return box
+
+
+def _model_line(model: str, reason: str, args: argparse.Namespace) -> str:
+    details = [args.backend, reason]
+    weights = args.weights or (find_weights(model) if args.backend == "torch" else None)
+    if weights:
+        details.append(f"weights {weights}")
+    return f"model: {model} ({'; '.join(d for d in details if d)})"
+
+
+def _summary_lines(summary: RunSummary, source: FrameSource, args: argparse.Namespace) -> List[str]:
+    lines = [f"source: {source.label}", *summary.lines()]
+    if args.save_boxes:
+        lines.append(f"boxes: {args.save_boxes}")
+    if args.output:
+        lines.append(f"video: {args.output}")
+    return lines
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the demo. Exit status: 0, 2 after an error, 130 for Ctrl-C before tracking starts."""
+    args = build_parser().parse_args(argv)
+    _quiet_opencv()
+    try:
+        return _track(args)
+    except KeyboardInterrupt:
+        print("tracker.demo: interrupted", file=sys.stderr)
+        return INTERRUPTED_EXIT
+    except (TrackerError, ValueError, OSError, ImportError, cv2.error) as error:
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        return ERROR_EXIT
