@@ -73,7 +73,7 @@ def test_json_report_holds_every_number(monkeypatch):
     assert code == 0, err
     report = json.loads(out)
     assert report["clip"].endswith("airplane-1.mp4") and report["frames"] == 15
-    assert report["machine_gflops"]["1"] > 1
+    assert report["machine_gflops"]["1"] == max(report["matmul_gflops"]["1"].values()) > 1
     ours, baseline = report["timings"]
     assert baseline["backend"] == "opencv" and "TrackerNano" in baseline["tracker"]
     assert ours["tracker"] == "nanotrack-v2" and ours["frames"] == 15
@@ -82,6 +82,24 @@ def test_json_report_holds_every_number(monkeypatch):
     assert ours["achieved_gflops"] == pytest.approx(ours["gflops_per_frame"] * ours["fps"])
     assert ours["limit_ratio"] == pytest.approx(ours["achieved_gflops"] / report["machine_gflops"]["1"])
     assert ours["vs_baseline"] == pytest.approx(ours["fps"] / baseline["fps"])
+
+
+def test_trackers_take_turns_over_every_frame_in_order():
+    calls = []
+    updates = [lambda frame, who=who: calls.append((who, frame)) for who in "ab"]
+    frames = list(range(3 + 12))
+    seconds = speed.time_interleaved(updates, frames, warmup=3, rounds=4)
+    assert [len(times) for times in seconds] == [12, 12]
+    for who in "ab":
+        assert [frame for caller, frame in calls if caller == who] == frames
+    timed = [caller for caller, frame in calls if frame >= 3]
+    assert "".join(timed) == "aaabbb" * 4
+
+
+def test_machine_limit_uses_libraries_whose_thread_count_is_set():
+    rates = speed.matmul_gflops(1, size=256, repeats=2)
+    assert set(rates) == {"onnxruntime", "torch"}
+    assert all(rate > 1 for rate in rates.values())
 
 
 def test_text_report_and_untrained_models(monkeypatch, tmp_path):

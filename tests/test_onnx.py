@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -20,11 +21,11 @@ import torch
 import tracker
 from tests.conftest import shared_path
 from tests.parity import recipe_weights
-from tracker import CheckpointError, WeightsNotFoundError
+from tracker import CheckpointError, WeightsNotFoundError, clips
 from tracker.api import Tracker
 from tracker.backends import onnx_backend
 from tracker.backends.torch_backend import TorchRunner
-from tracker.export import export_model, main as export_main
+from tracker.export import evaluate_int8, export_model, main as export_main
 from tracker.models import build_model
 
 FIXTURES = ("fixtures",)
@@ -246,3 +247,14 @@ def test_int8_export_tracks(export_root, tmp_path):
     boxes = np.array([trk.update(cv2.imread(str(p))).box for p in paths[1:]])
     centre_error = np.hypot(*(boxes[:, :2] + boxes[:, 2:] / 2 - truth[1:60, :2] - truth[1:60, 2:] / 2).T)
     assert np.median(centre_error) < 10
+
+    otb = tmp_path / "otb"
+    otb.mkdir()
+    (otb / "Crossing").symlink_to(folder)
+    speed_line, accuracy_line = evaluate_int8(
+        tracker.get_config("nanotrack-v2"), out, clip, clips.first_box(clip, "clip"), otb, frames=20)
+    assert "(20 updates)" in speed_line and "speed gain" in speed_line
+    auc_int8, auc_float, auc_change = (float(v) for v in re.search(
+        r"success AUC ([\d.]+) vs ([\d.]+) \(([-+][\d.]+)\)", accuracy_line).groups())
+    assert auc_change == pytest.approx(auc_int8 - auc_float, abs=1e-4)
+    assert auc_float > 0.6 and auc_int8 > 0.6

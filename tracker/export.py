@@ -16,11 +16,12 @@ import hashlib
 import io
 import json
 import logging
+import os
 import sys
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -60,7 +61,7 @@ class _SearchBranch(nn.Module):
 def export_model(
     config: ModelConfig,
     network: SiameseNetwork,
-    out_dir: Path,
+    out_dir: Union[str, "os.PathLike[str]"],
     *,
     opset: int = OPSET,
     weights: Optional[Path] = None,
@@ -72,6 +73,7 @@ def export_model(
     import onnx
     from torch.export import Dim
 
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     params = config.tracking
     network = network.cpu().eval()
@@ -204,23 +206,28 @@ def evaluate_int8(
     """Float vs int8 export: ``update`` speed on ``video`` and accuracy on an OTB-layout folder.
 
     Accuracy goes through ``python -m tracker.benchmark accuracy`` (the got10k toolkit's
-    numbers); speed is the median and mean ``update`` time after a warm-up.
+    numbers); speed is the median and mean ``update`` time after a warm-up, the two
+    variants timed in turns.
     """
     import itertools
 
     from .api import build_tracker
     from .benchmark.__main__ import main as benchmark
     from .benchmark.accuracy import tracker_name
-    from .benchmark.speed import WARMUP_FRAMES, summarize, time_updates
+    from .benchmark.speed import WARMUP_FRAMES, summarize, time_interleaved
 
     clip = list(itertools.islice(clips.frames(video, "--calibration"), frames + WARMUP_FRAMES + 1))
+    variants = (("float32", SIDECAR), ("int8", INT8_SIDECAR))
+    trackers = [build_tracker(config.name, out_dir / sidecar, backend="onnxruntime")
+                for _, sidecar in variants]
+    for trk in trackers:
+        trk.init(clip[0], tuple(box))
+    seconds = time_interleaved([trk.update for trk in trackers], clip[1:], WARMUP_FRAMES)
     results = {}
     with tempfile.TemporaryDirectory(prefix="tracker-int8-") as scratch:
-        for label, sidecar in (("float32", SIDECAR), ("int8", INT8_SIDECAR)):
+        for (label, sidecar), times in zip(variants, seconds):
             weights = out_dir / sidecar
-            trk = build_tracker(config.name, weights, backend="onnxruntime")
-            trk.init(clip[0], tuple(box))
-            timing = summarize(label, "onnxruntime", 0, time_updates(trk.update, clip[1:], WARMUP_FRAMES))
+            timing = summarize(label, "onnxruntime", 0, times)
             reports = Path(scratch) / label
             code = benchmark([
                 "accuracy", "--dataset", "otb", "--root", str(otb_root), "--model", config.name,

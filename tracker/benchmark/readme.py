@@ -9,6 +9,7 @@ values), then replaces the text between the section markers of the README.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -25,7 +26,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "readme", help="regenerate README.md's Results section", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--readme", type=Path, default=Path("README.md"))
+    parser.add_argument("--readme", type=Path, default=Path("README.md"),
+                        help="the README whose Results section is replaced (default README.md)")
     parser.add_argument("--otb", type=Path, default=None,
                         help="OTB-layout folder for accuracy (default: the shared sequences)")
     parser.add_argument("--reports", type=Path, default=Path("reports"),
@@ -42,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     text = args.readme.read_text()
     if START not in text or END not in text:
         raise ValueError(f"{args.readme} has no Results markers ({START} ... {END})")
-    otb = args.otb or shared_dir() / "data" / "otb"
+    # Relative to the working directory, so the command printed in the README runs elsewhere too.
+    otb = Path(os.path.relpath(args.otb or shared_dir() / "data" / "otb"))
     trained = [m for m in list_models() if find_weights(m) is not None]
     if not trained:
         raise FileNotFoundError("no model's weights are present; set TRACKER_WEIGHTS")
@@ -70,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         speed_md.read_text().strip(),
         "",
         "Regenerate this section with `python -m tracker.benchmark readme` "
-        "(with `TRACKER_WEIGHTS` pointing at the weights; about 15 minutes on 2 cores).",
+        "(with `TRACKER_WEIGHTS` pointing at the weights; about 5 minutes on 2 cores).",
         END,
     ])
     before, rest = text.split(START, 1)

@@ -5,7 +5,8 @@ beforehand, after a warm-up. The network's FLOPs per frame are counted by torch'
 ``FlopCounterMode`` on the search branch (2 FLOPs per multiply-add of every convolution and
 matrix product); the machine's limit is a large fp32 matrix product timed with the same
 thread count. Baseline in the same run: OpenCV's ``cv2.TrackerNano`` on NanoTrack's
-published ONNX files, when they are present.
+published ONNX files, when they are present. The trackers of one thread count take turns
+(the timed frames cut into rounds), so a drift of the machine does not favour one of them.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from ..zoo import get_config, list_models
 
 DEFAULT_FRAMES = 300
 WARMUP_FRAMES = 10
-MATMUL_SIZE = 1024
+ROUNDS = 5
+LIMIT_NOTE = "above 100%: the convolutions ran closer to the processor's peak than the matmul"
+MATMUL_SIZE = 2048
 CLIP_NAME = "airplane-1"
 OPENCV_NANO_VERSIONS = ("nanotrack-v2", "nanotrack-v1")  # OpenCV cannot run v3's 15x15 map
 
@@ -122,15 +125,24 @@ def run(args: argparse.Namespace) -> int:
     for count in threads:
         report.matmul_gflops[count] = matmul_gflops(count)
         report.machine_gflops[count] = max(report.matmul_gflops[count].values())
-    jobs = [(m, b, t) for t in threads for b in backends for m in models]
+    jobs = [(m, b) for b in backends for m in models]
     baseline_names = [] if args.no_baseline else [n for n in OPENCV_NANO_VERSIONS if _opencv_files(n)]
-    jobs += [(n, "opencv", t) for t in threads for n in baseline_names[:1]]
+    jobs += [(n, "opencv") for n in baseline_names[:1]]
+    flops = {model: _network_flops(model) for model in dict.fromkeys(m for m, _ in jobs)}
     with tempfile.TemporaryDirectory(prefix="tracker-speed-") as scratch:
         builder = _Builder(args.weights, args.untrained, Path(scratch))
-        for model, backend, count in tqdm(jobs, desc="timing", unit="tracker", disable=args.json):
-            report.timings.append(
-                _time_one(model, backend, count, frames, box, report.machine_gflops[count], builder)
+        for count in threads:
+            _set_threads(count)
+            contenders = [_contender(model, backend, count, frames[0], box, builder)
+                          for model, backend in jobs]
+            seconds = time_interleaved(
+                [update for _, update in contenders], frames[1:], WARMUP_FRAMES,
+                progress=None if args.json else f"timing on {count} thread(s)",
             )
+            for (model, backend), (label, _), times in zip(jobs, contenders, seconds):
+                timing = summarize(label, backend, count, times)
+                _add_flops(timing, flops[model], report.machine_gflops[count])
+                report.timings.append(timing)
     _compare_with_baseline(report)
     if args.json:
         print(json.dumps(asdict(report), indent=2))
@@ -156,24 +168,22 @@ def _command_line(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
-def _time_one(
-    model: str, backend: str, threads: int, frames, box, limit: float, builder: "_Builder"
-) -> Timing:
-    _set_threads(threads)
-    flops = _network_flops(model)
+def _contender(
+    model: str, backend: str, threads: int, first_frame: np.ndarray, box: Box, builder: "_Builder"
+) -> Tuple[str, Callable[[np.ndarray], object]]:
+    """A label and an initialised ``update`` for one timed tracker."""
     if backend == "opencv":
-        label, update = f"cv2.TrackerNano ({model} ONNX)", _opencv_tracker(model, frames[0], box)
-    else:
-        label, trk = builder.build(model, backend, threads)
-        trk.init(frames[0], box)
-        update = trk.update
-    seconds = time_updates(update, frames[1:], WARMUP_FRAMES)
-    timing = summarize(label, backend, threads, seconds)
+        return f"cv2.TrackerNano ({model} ONNX)", _opencv_tracker(model, first_frame, box)
+    label, trk = builder.build(model, backend, threads)
+    trk.init(first_frame, box)
+    return label, trk.update
+
+
+def _add_flops(timing: Timing, flops: Optional[float], limit: float) -> None:
     if flops is not None:
         timing.gflops_per_frame = flops / 1e9
         timing.achieved_gflops = timing.gflops_per_frame * timing.fps
         timing.limit_ratio = timing.achieved_gflops / limit
-    return timing
 
 
 @dataclass
@@ -216,17 +226,35 @@ class _Builder:
         return api.Tracker(config, runner)
 
 
-def time_updates(
-    update: Callable[[np.ndarray], object], frames: Sequence[np.ndarray], warmup: int
-) -> List[float]:
-    """Seconds per call of ``update`` on ``frames[warmup:]`` after ``warmup`` untimed calls."""
-    for frame in frames[:warmup]:
-        update(frame)
-    seconds = []
-    for frame in frames[warmup:]:
-        start = time.perf_counter()
-        update(frame)
-        seconds.append(time.perf_counter() - start)
+def time_interleaved(
+    updates: Sequence[Callable[[np.ndarray], object]],
+    frames: Sequence[np.ndarray],
+    warmup: int,
+    rounds: int = ROUNDS,
+    progress: Optional[str] = None,
+) -> List[List[float]]:
+    """Seconds per call of each ``update`` on ``frames[warmup:]`` after ``warmup`` untimed calls.
+
+    Every tracker sees every frame in order, but the timed frames are cut into ``rounds``
+    chunks taken in turn by each tracker, so a slow drift of the machine (clock, a neighbour's
+    load) spreads over all of them instead of favouring the ones timed first.
+    """
+    for update in updates:
+        for frame in frames[:warmup]:
+            update(frame)
+    timed = frames[warmup:]
+    bounds = np.linspace(0, len(timed), min(rounds, len(timed)) + 1).astype(int)
+    seconds: List[List[float]] = [[] for _ in updates]
+    steps = tqdm(total=len(updates) * len(timed), desc=progress, unit="frame",
+                 disable=progress is None)
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        for update, times in zip(updates, seconds):
+            for frame in timed[start:stop]:
+                begin = time.perf_counter()
+                update(frame)
+                times.append(time.perf_counter() - begin)
+            steps.update(stop - start)
+    steps.close()
     return seconds
 
 
@@ -270,8 +298,9 @@ def format_report(report: SpeedReport) -> str:
         )
     lines += [
         "",
-        "FPS = timed frames / their total time; 'of limit' = FLOPs per frame x FPS / the matmul "
-        "limit; 'vs cv2' = FPS / cv2.TrackerNano's FPS at the same thread count.",
+        "FPS = timed frames / their total time; trackers timed in turns over "
+        f"{ROUNDS} rounds; 'of limit' = FLOPs per frame x FPS / the matmul limit ({LIMIT_NOTE}); "
+        "'vs cv2' = FPS / cv2.TrackerNano's FPS at the same thread count.",
     ]
     return "\n".join(lines)
 
@@ -301,8 +330,9 @@ def format_markdown(report: SpeedReport, command: str) -> str:
         "",
         f"Generated by `{command}` on {markdown.machine()}: `update` (crop, network, decoding) "
         f"over {report.frames} frames of {Path(report.clip).name} "
-        f"after {WARMUP_FRAMES} warm-up frames; FPS = frames / total time; fp32 matmul limit "
-        f"{limits}; 'of limit' = FLOPs per frame x FPS / that limit.",
+        f"after {WARMUP_FRAMES} warm-up frames, the trackers timed in turns over {ROUNDS} rounds; "
+        f"FPS = frames / total time; fp32 matmul limit {limits}; 'of limit' = FLOPs per frame x "
+        f"FPS / that limit ({LIMIT_NOTE}).",
         "",
     ])
 
@@ -320,13 +350,14 @@ def matmul_gflops(threads: int, size: int = MATMUL_SIZE, repeats: int = 10) -> D
     """Best-of-``repeats`` fp32 GFLOP/s of a ``size`` x ``size`` matrix product, per library.
 
     The machine's limit is the fastest of them: libraries differ a lot on one CPU (MKL's
-    generic path on AMD processors reaches half of what onnxruntime's MLAS does).
+    generic path on AMD processors reaches half of what onnxruntime's MLAS does). numpy is
+    left out because its BLAS thread count cannot be set after import.
     """
     _set_threads(threads)
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size), dtype=np.float32)
     b = rng.standard_normal((size, size), dtype=np.float32)
-    products: Dict[str, Callable[[], object]] = {"numpy": lambda: a @ b}
+    products: Dict[str, Callable[[], object]] = {"onnxruntime": _onnxruntime_matmul(a, b, threads)}
     try:
         import torch
     except ImportError:
@@ -334,7 +365,6 @@ def matmul_gflops(threads: int, size: int = MATMUL_SIZE, repeats: int = 10) -> D
     else:
         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
         products["torch"] = lambda: ta @ tb
-    products["onnxruntime"] = _onnxruntime_matmul(a, b, threads)
     rates = {}
     for library, product in products.items():
         for _ in range(3):
