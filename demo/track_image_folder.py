@@ -20,16 +20,16 @@ from typing import List, Optional, Sequence, Tuple
 import cv2
 
 import tracker
+from tracker.image_files import list_images
 
 Box = Tuple[float, float, float, float]
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
 
 def frame_files(folder: Path) -> List[Path]:
-    """The folder's images in name order (``img/`` inside an OTB sequence folder)."""
+    """The folder's images in playback order (``img/`` inside an OTB sequence folder)."""
     if (folder / "img").is_dir():
         folder = folder / "img"
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return list_images(folder)
 
 
 def otb_first_box(folder: Path) -> Optional[Box]:
@@ -70,6 +70,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not files:
         print(f"error: no images in {args.folder}", file=sys.stderr)
         return 2
+    if args.out and not args.out.absolute().parent.is_dir():
+        print(f"error: --out: the folder {args.out.absolute().parent} does not exist",
+              file=sys.stderr)
+        return 2
     try:
         box = _parse_box(args.init) if args.init else otb_first_box(args.folder)
         if box is None:
@@ -83,7 +87,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     seconds = time.perf_counter() - start
     lines = [",".join(repr(v) for v in b) for b in boxes]
     if args.out:
-        args.out.write_text("\n".join(lines) + "\n")
+        try:
+            args.out.write_text("\n".join(lines) + "\n")
+        except OSError as error:
+            print(f"error: --out: cannot write {args.out}: {error.strerror}", file=sys.stderr)
+            return 2
     else:
         print("\n".join(lines))
     print(f"{len(boxes)} frames in {seconds:.2f} s ({len(boxes) / seconds:.0f} FPS)",

@@ -1,9 +1,14 @@
-"""Shared test helpers: where ``../shared`` is, and skipping with a reason when it is not."""
+"""Shared test helpers: where ``../shared`` is (skipping with a reason when it is not), and
+running code where torch cannot be imported."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
+from typing import Dict, Optional
 
 import pytest
 
@@ -27,3 +32,28 @@ def shared_path(*parts: str) -> Path:
 def shared():
     """Fixture form of :func:`shared_path`."""
     return shared_path
+
+
+_BLOCK_TORCH = textwrap.dedent(
+    """
+    import sys
+
+    class BlockTorch:
+        def find_spec(self, name, path=None, target=None):
+            if name == "torch" or name.startswith("torch."):
+                raise ImportError("torch is not installed here")
+
+    sys.meta_path.insert(0, BlockTorch())
+    """
+)
+
+
+def run_without_torch(script: str, *args: str, env: Optional[Dict[str, str]] = None):
+    """Run ``script`` in a fresh interpreter where importing torch fails, as on a machine
+    without it; ``script`` ends by checking that nothing imported torch. Returns the
+    ``subprocess.CompletedProcess`` (text output captured)."""
+    check = '\nassert not any(m == "torch" or m.startswith("torch.") for m in sys.modules), "torch imported"\n'
+    return subprocess.run(
+        [sys.executable, "-c", _BLOCK_TORCH + textwrap.dedent(script) + check, *args],
+        capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300,
+    )

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import tracker
+from tests.boxes import ious
 from tests.conftest import shared_path
 from tracker import NotInitializedError, TrackerError, UnknownNameError
 
@@ -107,6 +108,10 @@ def test_bad_frames_are_named(trk, frame, message):
         ((10, float("inf"), 5, 5), "finite"),
         ((400, 10, 5, 5), "entirely outside the 360x240 frame"),
         ((-50, 10, 40, 5), "entirely outside"),
+        ((10, 10, 0.5, 5), "at least 1 pixel wide and high"),
+        ((0, 0, 1e6, 1e6), "larger than the 360x240 frame"),
+        ((0, 0, 100, 241), "larger than the 360x240 frame"),
+        ((True, 2, 3, 4), "four numbers"),
         ((1, 2, 3), "four numbers"),
         ("1,2,3,4", "four numbers"),
         (None, "four numbers"),
@@ -191,11 +196,63 @@ def test_build_errors_are_clear(tmp_path):
         tracker.build_tracker("nanotrack-v2", weights=tmp_path / "missing.pth")
 
 
-def test_overrides_reach_the_tracking_loop():
+def test_overrides_reach_the_tracking_loop(frames):
+    images, box = frames
     weights = shared_path("weights", "nanotrack", "nanotrackv2.pth")
-    trk = tracker.build_tracker("nanotrack-v2", weights=weights, window_influence=0.3, lost_threshold=0.99)
-    assert trk.config.tracking.window_influence == 0.3
-    assert tracker.get_config("nanotrack-v2").tracking.window_influence == 0.49
+    default = tracker.build_tracker("nanotrack-v2", weights=weights)
+    trk = tracker.build_tracker("nanotrack-v2", weights=weights, lr=0.0, lost_threshold=0.9999)
+    assert trk.config.tracking.lr == 0.0
+    assert tracker.get_config("nanotrack-v2").tracking.lr == 0.385
+    plain, overridden = _run(default, images[:10], box), _run(trk, images[:10], box)
+    # A size learning rate of 0 keeps the first box's size; a stricter threshold flags frames
+    # the default does not.
+    assert all(r.box[2:] == box[2:] for r in overridden)
+    assert any(r.box[2:] != box[2:] for r in plain)
+    assert not any(r.lost for r in plain)
+    assert all(r.lost == (r.score < 0.9999) for r in overridden) and any(r.lost for r in overridden)
+
+
+def test_device_argument_places_the_network_and_bad_devices_are_named(frames):
+    import torch
+
+    images, box = frames
+    weights = shared_path("weights", "nanotrack", "nanotrackv2.pth")
+    on_cpu = tracker.build_tracker("nanotrack-v2", weights=weights, device="cpu")
+    assert _run(on_cpu, images[:5], box) == _run(
+        tracker.build_tracker("nanotrack-v2", weights=weights), images[:5], box)
+    tracker.build_tracker("nanotrack-v2", weights=weights, device=torch.device("cpu"))
+    with pytest.raises(ValueError, match="device must be a torch device.*'gpu0'"):
+        tracker.build_tracker("nanotrack-v2", weights=weights, device="gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device 'cuda:0' is not available"):
+            tracker.build_tracker("nanotrack-v2", weights=weights, device="cuda:0")
+    with pytest.raises(ValueError, match="device applies to the torch backend"):
+        tracker.build_tracker("nanotrack-v2", backend="onnxruntime", device="cpu")
+
+
+@pytest.mark.skipif("not __import__('torch').cuda.is_available()", reason="needs a CUDA device")
+def test_a_gpu_tracker_follows_the_cpu_one(frames):
+    images, box = frames
+    weights = shared_path("weights", "nanotrack", "nanotrackv2.pth")
+    on_gpu = _run(tracker.build_tracker("nanotrack-v2", weights=weights, device="cuda:0"),
+                  images, box)
+    on_cpu = _run(tracker.build_tracker("nanotrack-v2", weights=weights), images, box)
+    np.testing.assert_allclose([r.box for r in on_gpu], [r.box for r in on_cpu], atol=0.05)
+
+
+def test_the_callers_torch_thread_count_is_left_alone(frames):
+    import torch
+
+    images, box = frames
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        trk = tracker.build_tracker(
+            "siamfc-alexnet", weights=shared_path("fixtures", "siamfc", "checkpoint.pth"))
+        _run(trk, images[:3], box)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(previous)
 
 
 def test_target_leaving_the_view_is_flagged_lost_and_found_again(trk):
@@ -219,3 +276,35 @@ def test_target_leaving_the_view_is_flagged_lost_and_found_again(trk):
     assert not lost[in_view].any()
     assert lost[out_of_view].mean() >= 0.7
     np.testing.assert_allclose(boxes[in_view][-5:, 0], true_x[in_view][-5:], atol=5)
+
+
+def _track_sequence(trk, name):
+    """Track a whole OTB-layout sequence from its first 0-based ground-truth box; returns the
+    results, the ground truth of frames 2.., and the frame size."""
+    folder = shared_path("data", "otb", name)
+    images = [cv2.imread(str(p)) for p in sorted((folder / "img").glob("*.jpg"))]
+    truth = np.loadtxt(folder / "groundtruth_rect.txt", delimiter=",") - [1, 1, 0, 0]
+    trk.init(images[0], tuple(truth[0]))
+    return [trk.update(f) for f in images[1:]], truth[1:], images[0].shape[:2]
+
+
+def test_lost_flags_a_target_leaving_the_view_on_a_real_sequence(trk):
+    """Biker: the rider rides out of the top of the frame for a few frames (72-78)."""
+    results, truth, (height, width) = _track_sequence(trk, "Biker")
+    lost = np.array([r.lost for r in results])
+    overlaps = ious(np.array([r.box for r in results]), truth)
+    leaving = ((truth[:, :2] < 0) | (truth[:, :2] + truth[:, 2:] > [width, height])).any(axis=1)
+    assert leaving.sum() >= 5
+    assert lost[leaving].sum() >= 3
+    tracked = ~leaving & (overlaps > 0.5)
+    assert tracked.sum() >= 120 and lost[tracked].mean() <= 0.02
+
+
+def test_lost_flags_the_frames_where_the_tracker_lost_the_target(trk):
+    """MotorRolling: the rider flips through the air and the tracker loses him (IoU < 0.3)."""
+    results, truth, _ = _track_sequence(trk, "MotorRolling")
+    lost = np.array([r.lost for r in results])
+    overlaps = ious(np.array([r.box for r in results]), truth)
+    assert (overlaps < 0.3).sum() >= 30
+    assert lost[overlaps < 0.3].mean() >= 0.75
+    assert lost[overlaps > 0.5].mean() < lost[overlaps < 0.3].mean() / 3

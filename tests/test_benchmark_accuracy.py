@@ -15,11 +15,12 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from got10k.experiments import ExperimentOTB
+from got10k.experiments import ExperimentGOT10k, ExperimentOTB
 
+from tests.boxes import ious
 from tests.conftest import shared_path
 from tracker.benchmark.__main__ import main
-from tracker.benchmark.datasets import OTBFolder
+from tracker.benchmark.datasets import GOT10kFolder, OTBFolder
 
 MODEL = "nanotrack-v2"
 SUBSET = ["Football1", "uav_wakeboard7", "Skiing"]
@@ -87,17 +88,20 @@ def _row(table, name=MODEL):
 
 def _independent_metrics(result_dir, otb_root, sequences):
     """OTB one-pass metrics written from the protocol, not from the toolkit."""
-    success, precision, norm_precision = [], [], []
+    pairs = []
     for name in sequences:
         truth = np.loadtxt(otb_root / name / "groundtruth_rect.txt", delimiter=",")
         boxes = _boxes(result_dir / f"{name}.txt")
         boxes[0] = truth[0]
-        left = np.maximum(boxes[:, 0], truth[:, 0])
-        top = np.maximum(boxes[:, 1], truth[:, 1])
-        right = np.minimum(boxes[:, 0] + boxes[:, 2], truth[:, 0] + truth[:, 2])
-        bottom = np.minimum(boxes[:, 1] + boxes[:, 3], truth[:, 1] + truth[:, 3])
-        inter = np.clip(right - left, 0, None) * np.clip(bottom - top, 0, None)
-        iou = inter / (boxes[:, 2] * boxes[:, 3] + truth[:, 2] * truth[:, 3] - inter)
+        pairs.append((boxes, truth))
+    return _independent_scores(pairs)
+
+
+def _independent_scores(pairs):
+    """Success AUC, precision@20px and normalised precision, averaged over (boxes, truth) pairs."""
+    success, precision, norm_precision = [], [], []
+    for boxes, truth in pairs:
+        iou = ious(boxes, truth)
         dx = (boxes[:, 0] + boxes[:, 2] / 2) - (truth[:, 0] + truth[:, 2] / 2)
         dy = (boxes[:, 1] + boxes[:, 3] / 2) - (truth[:, 1] + truth[:, 3] / 2)
         success.append(np.mean([np.mean(iou > t) for t in np.arange(21) / 20]))
@@ -225,6 +229,8 @@ def test_one_process_gives_the_boxes_of_the_workers(full_run, otb_root, tmp_path
 
 
 FRAMES = 8
+#: cover.label of the first GOT-10k val sequence: frame 5 marked absent, left out of the scores.
+COVER = np.array([8, 8, 8, 8, 0, 8, 8, 8])
 
 
 def _copy_frames(source, target, names):
@@ -247,7 +253,7 @@ def small_layouts(tmp_path):
             np.savetxt(folder / "groundtruth.txt", rows - [1, 1, 0, 0], fmt="%.4f", delimiter=",")
             if subset == "val" and number == 0:
                 (folder / "meta_info.ini").write_text("[METAINFO]\nresolution: (320, 240)\n")
-                np.savetxt(folder / "cover.label", np.full(FRAMES, 8), fmt="%d")
+                np.savetxt(folder / "cover.label", COVER, fmt="%d")
         listed = names + (["GOT-10k_Val_000099"] if subset == "val" else [])  # not downloaded
         (got / subset / "list.txt").write_text("\n".join(listed) + "\n")
     lasot = tmp_path / "lasot"
@@ -258,30 +264,31 @@ def small_layouts(tmp_path):
     return {"got": got, "lasot": lasot, "truth": truth, "tmp": tmp_path}
 
 
-def test_got10k_and_lasot_layouts(small_layouts):
+def _got10k_val_run(small_layouts):
+    """``accuracy`` on the small GOT-10k val folder: (printed row, stderr, results folder,
+    this model's report)."""
     tmp = small_layouts["tmp"]
     code, out, err = _cli("accuracy", "--dataset", "got10k", "--root", small_layouts["got"],
                           "--model", MODEL, *ONE_THREAD,
                           "--results", tmp / "results", "--reports", tmp / "reports")
     assert code == 0, err
+    report = json.loads((tmp / "reports" / "GOT-10k" / MODEL / "performance.json").read_text())
+    return _row(out), err, tmp / "results" / "GOT-10k", report[MODEL]
+
+
+def test_got10k_and_lasot_layouts(small_layouts):
+    tmp = small_layouts["tmp"]
+    got_row, err, results, _ = _got10k_val_run(small_layouts)
     assert "note: 1 sequences named in list.txt are not in the folder" in err
-    got_row = _row(out)
     assert (got_row["sequences"], got_row["frames"]) == ("2", str(2 * FRAMES))
-    got_boxes = _boxes(tmp / "results" / "GOT-10k" / MODEL / "GOT-10k_Val_000001" /
-                       "GOT-10k_Val_000001_001.txt")
+    got_boxes = _boxes(results / MODEL / "GOT-10k_Val_000001" / "GOT-10k_Val_000001_001.txt")
     truth0 = small_layouts["truth"] - [1, 1, 0, 0]
-    ious = []
-    for boxes in (got_boxes, got_boxes):  # both val sequences hold the same frames
-        inter_w = np.clip(np.minimum(boxes[1:, 0] + boxes[1:, 2], truth0[1:, 0] + truth0[1:, 2])
-                          - np.maximum(boxes[1:, 0], truth0[1:, 0]), 0, None)
-        inter_h = np.clip(np.minimum(boxes[1:, 1] + boxes[1:, 3], truth0[1:, 1] + truth0[1:, 3])
-                          - np.maximum(boxes[1:, 1], truth0[1:, 1]), 0, None)
-        inter = inter_w * inter_h
-        ious.append(inter / (boxes[1:, 2] * boxes[1:, 3] + truth0[1:, 2] * truth0[1:, 3] - inter))
-    ious = np.concatenate(ious)
-    assert float(got_row["AO"]) == pytest.approx(ious.mean(), abs=5e-5)
-    assert float(got_row["SR0.5"]) == pytest.approx(np.mean(ious > 0.5), abs=5e-5)
-    assert float(got_row["SR0.75"]) == pytest.approx(np.mean(ious > 0.75), abs=5e-5)
+    # both val sequences hold the same frames; the first one's frame 5 is marked absent
+    iou = ious(got_boxes[1:], truth0[1:])
+    counted = np.concatenate([iou[COVER[1:] > 0], iou])
+    assert float(got_row["AO"]) == pytest.approx(counted.mean(), abs=5e-5)
+    assert float(got_row["SR0.5"]) == pytest.approx(np.mean(counted > 0.5), abs=5e-5)
+    assert float(got_row["SR0.75"]) == pytest.approx(np.mean(counted > 0.75), abs=5e-5)
     assert (tmp / "reports" / "GOT-10k" / MODEL / "success_plot.png").is_file()
 
     code, out, err = _cli("accuracy", "--dataset", "lasot", "--root", small_layouts["lasot"],
@@ -295,12 +302,57 @@ def test_got10k_and_lasot_layouts(small_layouts):
     assert (tmp / "reports" / "LaSOT" / MODEL / "success_plots.png").is_file()
 
 
+def test_got10k_val_prints_otb_scores_of_the_frames_ao_counts(small_layouts):
+    row, _, results, report = _got10k_val_run(small_layouts)
+    assert list(row)[3:9] == ["AO", "SR0.5", "SR0.75", "success AUC", "precision@20px",
+                              "norm. precision"]
+    truth0 = small_layouts["truth"] - [1, 1, 0, 0]
+    pairs = []
+    for name, cover in (("GOT-10k_Val_000001", COVER), ("GOT-10k_Val_000002", np.full(FRAMES, 8))):
+        boxes = _boxes(results / MODEL / name / f"{name}_001.txt")
+        counted = (np.arange(FRAMES) > 0) & (cover > 0)
+        pairs.append((boxes[counted], truth0[counted]))
+    success, precision, norm_precision = _independent_scores(pairs)
+    overall = report["overall"]
+    assert overall["success_score"] == pytest.approx(success, abs=1e-12)
+    assert overall["precision_score"] == pytest.approx(precision, abs=1e-12)
+    assert overall["normalized_precision_score"] == pytest.approx(norm_precision, abs=1e-12)
+    assert float(row["success AUC"]) == pytest.approx(success, abs=5e-5)
+    assert float(row["precision@20px"]) == pytest.approx(precision, abs=5e-5)
+    assert float(row["norm. precision"]) == pytest.approx(norm_precision, abs=5e-5)
+    # the first frame and the absent one are left out: counting them would change the scores
+    everything = [(_boxes(results / MODEL / n / f"{n}_001.txt"), truth0)
+                  for n in ("GOT-10k_Val_000001", "GOT-10k_Val_000002")]
+    assert _independent_scores(everything)[0] != pytest.approx(success, abs=1e-6)
+
+
+def test_got10k_numbers_equal_the_toolkit_report_on_the_same_files(small_layouts, tmp_path):
+    row, _, results, report = _got10k_val_run(small_layouts)
+    toolkit = ExperimentGOT10k.__new__(ExperimentGOT10k)
+    toolkit.dataset = GOT10kFolder(small_layouts["got"], "val")
+    toolkit.subset = "val"
+    toolkit.result_dir = str(results)
+    toolkit.report_dir = str(tmp_path / "toolkit")
+    toolkit.nbins_iou, toolkit.repetitions = 101, 3
+    with contextlib.redirect_stdout(io.StringIO()):
+        expected = toolkit.report([MODEL])[MODEL]["overall"]
+    overall = report["overall"]
+    for key in ("ao", "sr", "speed_fps", "succ_curve"):
+        assert overall[key] == expected[key], key
+    assert overall["sr75"] == expected["succ_curve"][75]
+    assert float(row["AO"]) == pytest.approx(expected["ao"], abs=5e-5)
+    assert float(row["SR0.5"]) == pytest.approx(expected["sr"], abs=5e-5)
+    assert float(row["SR0.75"]) == pytest.approx(expected["succ_curve"][75], abs=5e-5)
+    assert float(row["fps"]) == pytest.approx(expected["speed_fps"], abs=0.05)
+
+
 def test_got10k_test_subset_gives_a_submission_archive(small_layouts):
     tmp = small_layouts["tmp"]
     code, out, err = _cli("accuracy", "--dataset", "got10k", "--subset", "test",
                           "--root", small_layouts["got"], "--model", MODEL, *ONE_THREAD,
                           "--results", tmp / "results", "--reports", tmp / "reports")
     assert code == 0, err
+    assert list(_row(out)) == ["model", "sequences", "frames", "fps", "frames/s"]
     assert _row(out)["fps"] == "-"
     assert (tmp / "results" / "GOT-10k" / f"{MODEL}.zip").is_file()
     assert len(_boxes(tmp / "results" / "GOT-10k" / MODEL / "GOT-10k_Test_000002" /

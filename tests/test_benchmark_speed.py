@@ -7,17 +7,22 @@ every reported number is computed from what it claims to be computed from.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
+import os
+import shlex
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
+from onnx import TensorProto, helper
 
-from tests.conftest import shared_path
-from tracker.benchmark import speed
-from tracker.benchmark.__main__ import main
+from tests.conftest import run_without_torch, shared_path
+from tracker.benchmark import flops, readme, speed
+from tracker.benchmark.__main__ import build_parser, main
 from tracker.models import build_model
 
 
@@ -146,37 +151,182 @@ def test_errors_are_one_line(args, message):
     assert message in err
 
 
-def test_readme_section_is_replaced_between_its_markers(tmp_path, monkeypatch):
-    """``readme`` runs accuracy and speed with --markdown and splices their tables in."""
+def _fake_steps(monkeypatch):
+    """Replace the commands ``readme`` runs by stubs writing a one-line table; returns the calls."""
+    from tracker import export
     from tracker.benchmark import __main__ as cli
-    from tracker.benchmark import readme
 
-    monkeypatch.setenv("TRACKER_WEIGHTS", str(shared_path("weights", "nanotrack")))
     calls = []
     real_main = cli.main
 
-    def fake_step(argv):
-        if argv[0] == "readme":
-            return real_main(argv)
-        calls.append(argv)
-        target = argv[argv.index("--markdown") + 1]
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-        Path(target).write_text(f"| {argv[0]} table |\n")
-        return 0
+    def fake(name):
+        def step(argv):
+            if argv[0] == "readme":
+                return real_main(argv)
+            calls.append([name, *argv])
+            target = argv[argv.index("--markdown") + 1]
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            Path(target).write_text(f"| {calls[-1][1] if name == 'benchmark' else name} table |\n")
+            return 0
+        return step
 
-    monkeypatch.setattr(cli, "main", fake_step)
+    monkeypatch.setattr(cli, "main", fake("benchmark"))
+    monkeypatch.setattr(export, "main", fake("export"))
+    return real_main, calls
+
+
+@pytest.fixture
+def readme_page(tmp_path):
     page = tmp_path / "README.md"
     page.write_text(f"intro\n{readme.START}\nold numbers\n{readme.END}\noutro\n")
-    code = real_main(["readme", "--readme", str(page), "--reports", str(tmp_path / "r")])
+    return page
+
+
+def test_readme_section_is_replaced_between_its_markers(tmp_path, monkeypatch, readme_page):
+    """``readme`` runs accuracy, speed and the int8 export with --markdown and splices their
+    tables in."""
+    monkeypatch.setenv("TRACKER_WEIGHTS", str(shared_path("weights", "nanotrack")))
+    real_main, calls = _fake_steps(monkeypatch)
+    code = real_main(["readme", "--readme", str(readme_page), "--reports", str(tmp_path / "r")])
     assert code == 0
-    text = page.read_text()
+    text = readme_page.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n")
     assert "old numbers" not in text
     assert "| accuracy table |" in text and "| speed table |" in text
-    accuracy, timing = calls
+    assert "| export table |" in text
+    accuracy, timing, int8 = calls
     assert [accuracy[i + 1] for i, a in enumerate(accuracy) if a == "--model"] == [
         "nanotrack-v1", "nanotrack-v2", "nanotrack-v3"]
     assert "--untrained" in timing and timing.count("--model") == 11
-    page.write_text("no markers\n")
-    code, _, err = _cli("readme", "--readme", str(page))
+    assert int8[:3] == ["export", "--model", "nanotrack-v2"]
+    assert int8[int8.index("--evaluate") + 1] == accuracy[accuracy.index("--root") + 1]
+    assert int8[int8.index("--calibration") + 1].endswith("airplane-1.mp4")
+    readme_page.write_text("no markers\n")
+    code, _, err = _cli("readme", "--readme", readme_page)
     assert code == 2 and "has no Results markers" in err
+
+
+def test_readme_states_the_command_that_regenerates_it(tmp_path, monkeypatch, readme_page):
+    """The command in the section, parsed again, gives the options of the run that wrote it."""
+    monkeypatch.setenv("TRACKER_WEIGHTS", str(shared_path("weights", "nanotrack")))
+    real_main, calls = _fake_steps(monkeypatch)
+    argv = ["readme", "--readme", str(readme_page), "--reports", str(tmp_path / "r"),
+            "--frames", "7"]
+    assert real_main(argv) == 0
+    command = readme_page.read_text().split("Regenerate this section with `")[1].split("`")[0]
+    words = shlex.split(command)
+    assert words[:4] == ["python", "-m", "tracker.benchmark", "readme"]
+    stated = build_parser().parse_args(words[3:])
+    given = build_parser().parse_args(argv)
+    assert (stated.readme, stated.reports, stated.frames) == (given.readme, given.reports, 7)
+    assert stated.otb == Path(os.path.relpath(shared_path("data", "otb")))
+    assert calls[1][calls[1].index("--frames") + 1] == "7"
+    assert readme.command_line(stated, stated.otb) == command
+
+
+@pytest.fixture
+def small_matmul(monkeypatch):
+    """The machine's limit from a small product: these tests check arithmetic, not the limit."""
+    monkeypatch.setattr(speed, "matmul_gflops",
+                        functools.partial(speed.matmul_gflops, size=256, repeats=2))
+
+
+def test_a_row_per_model_backend_and_threads_against_the_same_threads_baseline(
+    monkeypatch, small_matmul
+):
+    monkeypatch.setenv("TRACKER_WEIGHTS", str(shared_path("weights", "nanotrack")))
+    code, out, err = _cli("speed", "--model", "nanotrack-v1", "--model", "nanotrack-v2",
+                          "--backend", "torch,onnxruntime", "--threads", "1,2", "--frames", "2",
+                          "--json")
+    assert code == 0, err
+    timings = json.loads(out)["timings"]
+    baseline = "cv2.TrackerNano (nanotrack-v2 ONNX)"
+    assert sorted((t["tracker"], t["backend"], t["threads"]) for t in timings) == sorted(
+        [(m, b, n) for m in ("nanotrack-v1", "nanotrack-v2") for b in ("torch", "onnxruntime")
+         for n in (1, 2)] + [(baseline, "opencv", 1), (baseline, "opencv", 2)])
+    baseline_fps = {t["threads"]: t["fps"] for t in timings if t["backend"] == "opencv"}
+    assert all(t["frames"] == 2 for t in timings)
+    for t in timings:
+        assert t["vs_baseline"] == pytest.approx(t["fps"] / baseline_fps[t["threads"]], rel=1e-12)
+
+
+def test_opencv_baseline_box_is_rounded_half_away_from_zero():
+    assert speed.opencv_rect((84.5, 2.5, -0.5, 10.49)) == (85, 3, -1, 10)
+    assert speed.opencv_rect((-2.5, 0.4999, 33.5000001, 7.0)) == (-3, 0, 34, 7)
+    assert all(isinstance(v, int) for v in speed.opencv_rect((1.2, 2.7, 3.5, 4.5)))
+
+
+def _report_with_a_long_label():
+    report = speed.SpeedReport(clip="clip.mp4", frames=3, machine_gflops={2: 100.0},
+                               matmul_gflops={2: {"onnxruntime": 100.0}})
+    for label, backend, fps in (("nanotrack-v2", "onnxruntime", 612.3456),
+                                ("cv2.TrackerNano (nanotrack-v2 ONNX)", "opencv", 434.5)):
+        timing = speed.summarize(label, backend, 2, [1 / fps] * 3)
+        speed._add_flops(timing, 1.56e8, 100.0)
+        report.timings.append(timing)
+    speed._compare_with_baseline(report)
+    return report
+
+
+def test_text_and_markdown_tables_show_the_same_columns_each_fitting_its_widest_cell():
+    report = _report_with_a_long_label()
+    lines = speed.format_report(report).splitlines()
+    table = lines[lines.index("") + 1:]
+    table = table[:table.index("")]
+    assert len(table) == 2 + len(report.timings)
+    assert len({len(line) for line in table}) == 1, "every line as wide as the widest row"
+    split = [[cell for cell in line.split("  ") if cell.strip()] for line in table]
+    assert [c.strip() for c in split[0]] == list(speed.TABLE_HEADER)
+    assert [[c.strip() for c in row] for row in split[2:]] == speed.table_rows(report)
+    assert table[3].startswith("cv2.TrackerNano (nanotrack-v2 ONNX)  opencv")
+    assert split[2][-1].strip() == f"{612.3456 / 434.5:.2f}x"
+    markdown = speed.format_markdown(report, "cmd").splitlines()
+    assert [c.strip() for c in markdown[0].strip("|").split("|")] == list(speed.TABLE_HEADER)
+    assert [c.strip() for c in markdown[3].strip("|").split("|")] == speed.table_rows(report)[1]
+
+
+def test_graph_flops_count_every_multiply_add_operator(tmp_path):
+    """Conv (grouped), ConvTranspose, MatMul (batched) and Gemm (transposed A), by hand."""
+    value = functools.partial(helper.make_tensor_value_info, elem_type=TensorProto.FLOAT)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], group=2, pads=[1, 1, 1, 1]),
+        helper.make_node("ConvTranspose", ["c", "wt"], ["t"], strides=[2, 2]),
+        helper.make_node("MatMul", ["a", "b"], ["m"]),
+        helper.make_node("Gemm", ["g", "h"], ["y"], transA=1),
+    ]
+    weights = [helper.make_tensor("w", TensorProto.FLOAT, [6, 2, 3, 3], np.ones(108)),
+               helper.make_tensor("wt", TensorProto.FLOAT, [6, 2, 2, 2], np.ones(48))]
+    graph = helper.make_graph(
+        nodes, "ops",
+        [value(name="x", shape=["batch", 4, 8, 8]), value(name="a", shape=[2, 3, 5]),
+         value(name="b", shape=[5, 7]), value(name="g", shape=[5, 4]), value(name="h", shape=[5, 6])],
+        [value(name=n, shape=None) for n in ("t", "m", "y")], initializer=weights,
+    )
+    path = tmp_path / "ops.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    conv = 3 * 6 * 8 * 8 * (2 * 3 * 3)  # batch 3: every output sums (4 / 2 groups) x 3 x 3
+    transposed = 3 * 6 * 8 * 8 * (2 * 2 * 2)  # every input value meets 2 channels x 2 x 2
+    assert flops.graph_flops(path, {"x": [3, 4, 8, 8]}) == 2 * (
+        conv + transposed + 2 * 3 * 7 * 5 + 4 * 6 * 5)
+
+
+_SPEED_WITHOUT_TORCH = """
+from tracker.benchmark.__main__ import main
+
+code = main(["speed", "--model", "nanotrack-v2", "--backend", "onnxruntime", "--threads", "1",
+             "--frames", "2", "--no-baseline", "--json"])
+if code:
+    sys.exit(code)
+"""
+
+
+def test_flops_are_counted_from_the_onnx_graph_without_torch():
+    """A torch-free speed run counts FLOPs from NanoTrack's published graphs: torch's count
+    of the same network within 1%."""
+    env = {"TRACKER_WEIGHTS": str(shared_path("weights", "nanotrack"))}
+    result = run_without_torch(_SPEED_WITHOUT_TORCH, env=env)
+    assert result.returncode == 0, result.stderr
+    (timing,) = json.loads(result.stdout)["timings"]
+    torch_count = flops.torch_search_flops("nanotrack-v2")
+    assert torch_count == pytest.approx(_hand_counted_flops("nanotrack-v2"))
+    assert timing["gflops_per_frame"] * 1e9 == pytest.approx(torch_count, rel=0.01)

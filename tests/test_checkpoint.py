@@ -7,6 +7,7 @@ import pickle
 import re
 from collections import OrderedDict
 
+import numpy as np
 import pytest
 import torch
 
@@ -136,3 +137,17 @@ def test_a_pickle_with_a_code_payload_is_refused_without_running_it(tmp_path, wr
     with pytest.raises(CheckpointError, match="is not a plain weights file and was refused"):
         build_model("siamfc-alexnet").load_weights(path)
     assert not marker.exists()
+
+
+def test_numpy_scalars_in_the_metadata_are_allowed_and_nothing_broader(siamfc_state, tmp_path):
+    """NanoTrack's files carry a numpy float64 beside the state dict; a file re-saved under
+    numpy 2 names it by numpy 2's module path. A numpy array is already too much."""
+    scalar = tmp_path / "scalar.pth"
+    torch.save({"state_dict": siamfc_state, "best_score": np.float64(0.71)}, scalar)
+    assert b"numpy._core.multiarray" in scalar.read_bytes()
+    _assert_holds(build_model("siamfc-alexnet").load_weights(scalar), siamfc_state)
+    array = tmp_path / "array.pth"
+    torch.save({"state_dict": siamfc_state, "history": np.zeros(3)}, array)
+    with pytest.raises(CheckpointError, match="is not a plain weights file and was refused"):
+        build_model("siamfc-alexnet").load_weights(array)
+

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 import tracker
+from tests.conftest import shared_path
 from tracker.config import ModelConfig, SiamRPNParams
 from tracker.models.catalog import BACKBONES, HEADS, NECKS
 from tracker.registry import Entry, Registry
@@ -28,6 +30,113 @@ def test_published_hyper_parameters():
     big = tracker.get_config("dasiamrpn-big").tracking
     assert (big.score_size(), big.score_size(287)) == (19, 21)
     assert tracker.get_config("nanotrack-v3").tracking.score_size == 15
+
+
+PYSOT_FIXTURES = {
+    "siamrpnpp-alex": "siamrpn_alex_dwxcorr",
+    "siamrpnpp-mobilenetv2": "siamrpn_mobilev2_l234_dwxcorr",
+    "siamrpnpp-r50": "siamrpn_r50_l234_dwxcorr",
+    "siamrpnpp-r50-otb": "siamrpn_r50_l234_dwxcorr_otb",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PYSOT_FIXTURES))
+def test_pysot_models_use_the_published_config(name):
+    published = json.loads(shared_path("fixtures", "pysot", PYSOT_FIXTURES[name], "config.json")
+                           .read_text())
+    config = tracker.get_config(name)
+    params, track, anchor = config.tracking, published["TRACK"], published["ANCHOR"]
+    assert (params.exemplar_size, params.instance_size, params.base_size, params.context_amount,
+            params.penalty_k, params.window_influence, params.lr) == (
+        track["EXEMPLAR_SIZE"], track["INSTANCE_SIZE"], track["BASE_SIZE"],
+        track["CONTEXT_AMOUNT"], track["PENALTY_K"], track["WINDOW_INFLUENCE"], track["LR"])
+    assert (params.anchor_stride, list(params.anchor_ratios), list(params.anchor_scales)) == (
+        anchor["STRIDE"], anchor["RATIOS"], anchor["SCALES"])
+    assert params.score_size() == published["derived"]["score_size"]
+    network = config.network
+    for key, value in published["BACKBONE"]["KWARGS"].items():
+        assert network.backbone_kwargs[key] == value, key
+    if published["ADJUST"]["ADJUST"]:
+        for key, value in published["ADJUST"]["KWARGS"].items():
+            assert network.neck_kwargs[key] == value, key
+        assert network.neck_kwargs["center_size"] == published["ADJUST"]["center_size"]
+    else:
+        assert network.neck is None
+    for key, value in published["RPN"]["KWARGS"].items():
+        assert network.head_kwargs[key] == value, key
+
+
+def test_siamfc_uses_the_published_config():
+    published = json.loads(shared_path("fixtures", "siamfc", "config.json").read_text())["params"]
+    config = tracker.get_config("siamfc-alexnet")
+    params = config.tracking
+    assert (params.exemplar_size, params.instance_size, params.context_amount, params.scale_num,
+            params.scale_step, params.scale_lr, params.scale_penalty, params.window_influence,
+            params.response_size, params.response_upsample, params.total_stride) == tuple(
+        published[key] for key in ("exemplar_sz", "instance_sz", "context", "scale_num",
+                                   "scale_step", "scale_lr", "scale_penalty", "window_influence",
+                                   "response_sz", "response_up", "total_stride"))
+    assert config.network.head_kwargs["out_scale"] == published["out_scale"]
+
+
+# SiamRPNvot has no fixture folder; its README states the published values.
+DASIAMRPN_VOT = {"lr": 0.45, "window_influence": 0.44, "penalty_k": 0.04, "instance_size": 271,
+                 "adaptive": False}
+
+
+@pytest.mark.parametrize("name, folder", [("dasiamrpn-otb", "dasiamrpn_otb"),
+                                          ("dasiamrpn-vot", "dasiamrpn_otb"),
+                                          ("dasiamrpn-big", "dasiamrpn_big")])
+def test_dasiamrpn_models_use_the_published_config(name, folder):
+    published = json.loads(shared_path("fixtures", "dasiamrpn", folder, "config.json").read_text())
+    if name == "dasiamrpn-vot":
+        published.update(DASIAMRPN_VOT)
+    config = tracker.get_config(name)
+    params = config.tracking
+    assert (params.exemplar_size, params.instance_size, params.anchor_stride,
+            params.context_amount, list(params.anchor_ratios), list(params.anchor_scales),
+            params.penalty_k, params.window_influence, params.lr) == tuple(
+        published[key] for key in ("exemplar_size", "instance_size", "total_stride",
+                                   "context_amount", "ratios", "scales", "penalty_k",
+                                   "window_influence", "lr"))
+    assert (params.adaptive_instance_size is not None) == published["adaptive"]
+    assert config.network.head_kwargs["feature_channels"] == published["feature_out"]
+    assert config.network.head_kwargs["anchor_num"] == published["anchor"]
+
+
+def _yaml_section(text: str, section: str) -> dict:
+    """``KEY: number`` lines of one top-level section of NanoTrack's flat config files."""
+    values, inside = {}, False
+    for line in text.splitlines():
+        if line and not line[0].isspace():
+            inside = line.split(":")[0].strip() == section
+        elif inside:
+            match = re.match(r"\s+([A-Z_]+):\s*([-\d.]+)\s*(#.*)?$", line)
+            if match:
+                values[match.group(1)] = float(match.group(2))
+    return values
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_nanotrack_models_use_the_published_config(version):
+    text = shared_path("weights", "nanotrack", f"configv{version}.yaml").read_text()
+    track, point = (_yaml_section(text, s) for s in ("TRACK", "POINT"))
+    params = tracker.get_config(f"nanotrack-v{version}").tracking
+    assert (params.penalty_k, params.window_influence, params.lr, params.exemplar_size,
+            params.instance_size, params.context_amount, params.point_stride) == (
+        track["PENALTY_K"], track["WINDOW_INFLUENCE"], track["LR"], track["EXEMPLAR_SIZE"],
+        track["INSTANCE_SIZE"], track["CONTEXT_AMOUNT"], point["STRIDE"])
+    # TRACK.OUTPUT_SIZE defaults to 16 where the file does not set it (fixture README, 4).
+    assert params.score_size == track.get("OUTPUT_SIZE", 16)
+
+
+def test_a_config_is_the_callers_own_copy():
+    first = tracker.get_config("siamrpnpp-alex")
+    first.network.backbone_kwargs["width_mult"] = 2.0
+    first.network.head_kwargs["out_channels"] = 8
+    again = tracker.get_config("siamrpnpp-alex")
+    assert again.network.backbone_kwargs["width_mult"] == 1.0
+    assert again.network.head_kwargs["out_channels"] == 256
 
 
 def test_overrides_are_checked_and_leave_the_original_alone():

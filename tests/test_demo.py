@@ -26,11 +26,13 @@ import pytest
 
 import tracker
 from tests.conftest import ROOT, shared_path
-from tracker.demo.cli import choose_model
+from tracker.demo import cli
+from tracker.demo.cli import attach_negative_values, choose_model
 from tracker.demo.display import PAUSED_HINT, headless_reason
 from tracker.demo.overlay import (
     LOST_COLOR, TEXT_COLOR, TRACKING_COLOR, FrameStatus, annotate, box_corners, draw_text,
 )
+from tracker.demo.session import Recorder, run
 from tracker.demo.sources import open_images
 
 CLIP_FRAMES = 300
@@ -157,6 +159,69 @@ def test_help_documents_every_option_with_an_example():
         assert option in result.stdout
     assert "python -m tracker.demo --video" in result.stdout
     assert "q or Esc quits, space pauses, r re-selects" in result.stdout
+    assert "NanoTrack's (Apache-2.0, Copyright HonglinChu)" in " ".join(result.stdout.split())
+
+
+def test_a_box_starting_left_of_the_frame_is_a_value_not_an_option(tiny_video, tmp_path):
+    boxes = tmp_path / "boxes.txt"
+    result = _demo("--video", str(tiny_video), "--init", "-10,-5.5,40,30", "--max-frames", "2",
+                   "--save-boxes", str(boxes))
+    assert result.returncode == 0, result.stderr
+    assert _read_boxes(boxes)[0] == (-10.0, -5.5, 40.0, 30.0)
+    assert attach_negative_values(["--init", "-1,2,3,4", "--model", "m", "--init", "5,6,7,8"]) == [
+        "--init=-1,2,3,4", "--model", "m", "--init", "5,6,7,8"]
+    assert attach_negative_values(["--threads", "-2", "--init", ".5,1,2,3"]) == [
+        "--threads", "-2", "--init", ".5,1,2,3"]
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_threads_option_reaches_opencv_and_the_backend(backend, monkeypatch):
+    import torch
+
+    built = {}
+    monkeypatch.setattr(cli, "build_tracker", lambda *a, **kw: built.update(kw) or "tracker")
+    previous = torch.get_num_threads(), cv2.getNumThreads()
+    args = cli.build_parser().parse_args(
+        ["--video", "v.mp4", "--backend", backend, "--threads", "3"])
+    try:
+        assert cli._load_tracker(MODEL, "", args) == "tracker"
+        assert cv2.getNumThreads() == 3
+        if backend == "torch":
+            assert torch.get_num_threads() == 3 and "threads" not in built
+        else:
+            assert torch.get_num_threads() == previous[0] and built["threads"] == 3
+    finally:
+        torch.set_num_threads(previous[0])
+        cv2.setNumThreads(previous[1])
+
+
+class _ScriptedTracker:
+    """Stands in for a Tracker: returns the given lost flags, one per update."""
+
+    def __init__(self, lost: Sequence[bool]) -> None:
+        self._lost = iter(lost)
+
+    def init(self, frame: np.ndarray, box) -> None:
+        self.box = box
+
+    def update(self, frame: np.ndarray) -> tracker.TrackResult:
+        lost = next(self._lost)
+        return tracker.TrackResult(self.box, 0.1 if lost else 0.9, lost)
+
+
+def test_summary_counts_the_frames_flagged_lost(tmp_path):
+    for number in range(7):
+        cv2.imwrite(str(tmp_path / f"{number}.png"), np.full((20, 30, 3), number, np.uint8))
+    source = open_images(str(tmp_path))
+    flags = [False, True, True, False, True, False]
+    boxes = tmp_path / "boxes.txt"
+    recorder = Recorder(None, str(boxes), (30, 20), source.fps)
+    summary = run(_ScriptedTracker(flags), source, source.read(), (1.0, 2.0, 5.0, 6.0),
+                  window=None, recorder=recorder, max_frames=None)
+    recorder.close()
+    assert (summary.frames, summary.lost, len(summary.update_seconds)) == (7, 3, 6)
+    assert "frames flagged lost: 3 (42.9%)" in summary.lines()
+    assert len(_read_boxes(boxes)) == 7
 
 
 def test_headless_run_saves_the_api_boxes_and_an_annotated_video(clip, tmp_path):
@@ -312,7 +377,7 @@ def test_default_model_is_the_first_real_time_model_with_weights(tmp_path, monke
         ("unreadable video", ["--video", "{tmp}/broken.mp4", "--init", "1,1,5,5"],
          "--video: cannot read {tmp}/broken.mp4"),
         ("webcam", ["--webcam", "97", "--init", "1,1,5,5"], "--webcam: camera 97 is not available"),
-        ("init outside", ["--video", "{video}", "--init", "170,10,20,20"],
+        ("init outside", ["--video", "{video}", "--init", "170,10,20,20", "--no-display"],
          "--init (170.0, 10.0, 20.0, 20.0) lies entirely outside the 160x120 frame"),
         ("init short", ["--video", "{video}", "--init", "1,2,3"],
          "argument --init: expected four comma-separated numbers x,y,w,h, got '1,2,3'"),
@@ -336,6 +401,12 @@ def test_default_model_is_the_first_real_time_model_with_weights(tmp_path, monke
                                    "{tmp}/no/such/folder/out.mp4"], "--output: the folder"),
         ("bad threads", ["--video", "{video}", "--init", "1,1,5,5", "--threads", "0"],
          "argument --threads: expected a positive integer, got '0'"),
+        ("init negative outside", ["--video", "{video}", "--init", "-50,-40,20,20"],
+         "--init (-50.0, -40.0, 20.0, 20.0) lies entirely outside the 160x120 frame"),
+        ("bad weights file", ["--video", "{video}", "--init", "1,1,5,5", "--weights",
+                              "{tmp}/broken.mp4"], "broken.mp4 is not a PyTorch checkpoint"),
+        ("boxes folder missing", ["--video", "{video}", "--init", "1,1,5,5", "--save-boxes",
+                                  "{tmp}/no/such/folder/boxes.txt"], "--save-boxes: the folder"),
     ],
 )
 def test_errors_are_one_line_on_stderr(case, args, expected, tiny_video, tmp_path):
@@ -346,7 +417,9 @@ def test_errors_are_one_line_on_stderr(case, args, expected, tiny_video, tmp_pat
     env = _env(TRACKER_WEIGHTS=str(tmp_path / "empty"), TRACKER_CACHE=str(tmp_path / "cache"),
                TRACKER_WEIGHTS_URL="http://127.0.0.1:9/weights")
     filled = [a.format(tmp=tmp_path, video=tiny_video) for a in args]
-    result = _demo(*filled, "--no-display", env=env)
+    # Without --no-display the demo finds no display on its own; that note must not come
+    # before an error (one line on stderr means one line).
+    result = _demo(*filled, env=env)
     assert result.returncode == 2, (case, result.stdout, result.stderr)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), (case, result.stderr)
@@ -398,6 +471,29 @@ def test_image_folder_example_writes_the_api_boxes(folder, tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"{len(expected)} frames in" in result.stderr
     assert _read_boxes(out) == [r.box for r in expected]
+
+
+@pytest.mark.parametrize(
+    "script, args, expected",
+    [
+        ("track_image_folder.py", ["{tmp}", "--init", "1,1,5,5"], "error: no images in {tmp}"),
+        ("track_image_folder.py", ["{sequence}", "--out", "{tmp}/no/such/boxes.txt"],
+         "error: --out: the folder {tmp}/no/such does not exist"),
+        ("track_image_folder.py", ["{sequence}", "--init", "1,2,3"],
+         "error: --init must be x,y,w,h, got '1,2,3'"),
+        ("robot_camera_loop.py", ["--camera", "{tmp}/missing.mp4", "--init", "1,1,5,5"],
+         "error: cannot open camera {tmp}/missing.mp4"),
+        ("robot_camera_loop.py", ["--camera", "{tmp}/missing.mp4", "--init", "1,1,5,5",
+                                  "--max-frames", "0"], "--max-frames must be at least 1, got 0"),
+    ],
+)
+def test_examples_report_bad_input_in_one_line(script, args, expected, tmp_path):
+    sequence = shared_path("data", "otb", FOLDER_SEQUENCE)
+    filled = [a.format(tmp=tmp_path, sequence=sequence) for a in args]
+    result = _run([f"demo/{script}", *filled], _env())
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert expected.format(tmp=tmp_path) in result.stderr.strip().splitlines()[-1]
 
 
 # --- a real window, under a virtual X server ---------------------------------------------

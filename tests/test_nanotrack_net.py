@@ -126,3 +126,35 @@ def test_template_features_of_wrong_size_are_refused(network, version):
 def test_backbone_rejects_unknown_width():
     with pytest.raises(ValueError, match=r"out_channels must be one of \[48, 96\], got 64"):
         MobileNetV3Small(out_channels=64)
+
+
+
+def test_the_traced_search_branch_gives_the_eager_outputs_bit_for_bit(monkeypatch):
+    """NanoTrack's torch backend runs a ``torch.jit.trace`` graph per input shape; it must be
+    the same computation, and a failure to trace must leave the eager network in charge."""
+    from tracker.backends import torch_backend
+
+    network = build_model("nanotrack-v2").load_weights(
+        shared_path("weights", "nanotrack", "nanotrackv2.pth"))
+    assert network.config.fast_inference
+    crops = np.load(shared_path("fixtures", "nanotrack", "net_v2.npz"))
+    z, x = crops["z"][:1], crops["x"][:2]
+    eager_kernel = network.template(torch.from_numpy(z))
+    expected = network.track(eager_kernel, torch.from_numpy(x))
+    runner = torch_backend.TorchRunner(network)
+    kernel = runner.template(z)
+    for search in (x[:1], x, x[:1]):
+        reference = network.track(eager_kernel, torch.from_numpy(search))
+        outputs = runner.track(kernel, search)
+        assert list(outputs) == ["cls", "loc"]
+        for name, value in outputs.items():
+            np.testing.assert_array_equal(value, reference[name].numpy())
+    assert len(runner._traced) == 2 and all(runner._traced.values())
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("tracing is not available")
+
+    monkeypatch.setattr(torch.jit, "trace", refuse)
+    eager = torch_backend.TorchRunner(network)
+    np.testing.assert_array_equal(eager.track(kernel, x)["loc"], expected["loc"].numpy())
+    assert list(eager._traced.values()) == [None]

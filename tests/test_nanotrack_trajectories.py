@@ -82,28 +82,45 @@ def _assert_prefix(version, sequence, boxes):
     assert deviation <= 0.02, f"v{version} {sequence}: {deviation:.4f} px over {prefix} frames"
 
 
-def test_dev_sequences_match_the_reference(trackers):
-    metrics = {v: [] for v in VERSIONS}
+def _sequence(name):
+    folder = shared_path("data", "otb", name)
+    frames = [cv2.imread(str(p)) for p in sorted((folder / "img").glob("*.jpg"))]
+    return frames, _read_boxes(folder / "groundtruth_rect.txt")
+
+
+@pytest.fixture(scope="module")
+def dev_trajectories(trackers):
+    """{sequence: (ground truth, {version: torch trajectory})} over the ten DEV sequences."""
+    tracked = {}
     for sequence in DEV:
-        folder = shared_path("data", "otb", sequence)
-        ground_truth = _read_boxes(folder / "groundtruth_rect.txt")
-        frames = (cv2.imread(str(p)) for p in sorted((folder / "img").glob("*.jpg")))
-        trajectories = _track(trackers, frames, ground_truth[0])
+        frames, ground_truth = _sequence(sequence)
+        tracked[sequence] = ground_truth, _track(trackers, frames, ground_truth[0])
+    return tracked
+
+
+def _reference_metrics(set_name, sequence):
+    return {
+        int(row["tracker"][-1]): (float(row["success_auc"]), float(row["precision_20px"]))
+        for row in _table("summary.csv")
+        if row["tracker"].startswith("nanotrack-v") and row["set"] == set_name
+        and row["sequence"] == sequence
+    }
+
+
+def test_dev_sequences_match_the_reference(dev_trajectories):
+    metrics = {v: [] for v in VERSIONS}
+    for sequence, (ground_truth, trajectories) in dev_trajectories.items():
         for version, boxes in trajectories.items():
             _assert_prefix(version, sequence, boxes)
             metrics[version].append(_metrics(boxes, ground_truth))
-    reference = {
-        int(row["tracker"][-1]): (float(row["success_auc"]), float(row["precision_20px"]))
-        for row in _table("summary.csv")
-        if row["tracker"].startswith("nanotrack-v") and row["sequence"].startswith("MEAN")
-    }
+    reference = _reference_metrics("dev", "MEAN(10 seqs)")
     for version in VERSIONS:
         auc, precision = np.mean(metrics[version], axis=0)
         assert abs(auc - reference[version][0]) <= 0.01, (version, auc, reference[version])
         assert abs(precision - reference[version][1]) <= 0.02, (version, precision, reference[version])
 
 
-def test_onnxruntime_backend_matches_torch_in_accuracy(trackers, monkeypatch):
+def test_onnxruntime_backend_matches_torch_in_accuracy(dev_trajectories, monkeypatch):
     """NanoTrack's published ONNX graphs vs the .pth through torch: mean success AUC over the
     ten sequences within 0.01 (a near-tie may send the two apart late in a sequence)."""
     monkeypatch.setenv("TRACKER_WEIGHTS", str(shared_path("weights", "nanotrack")))
@@ -111,13 +128,12 @@ def test_onnxruntime_backend_matches_torch_in_accuracy(trackers, monkeypatch):
         v: tracker.build_tracker(f"nanotrack-v{v}", backend="onnxruntime") for v in VERSIONS
     }
     auc = {"torch": {v: [] for v in VERSIONS}, "onnxruntime": {v: [] for v in VERSIONS}}
-    for sequence in DEV:
-        folder = shared_path("data", "otb", sequence)
-        ground_truth = _read_boxes(folder / "groundtruth_rect.txt")
-        frames = [cv2.imread(str(p)) for p in sorted((folder / "img").glob("*.jpg"))]
-        for backend, group in (("torch", trackers), ("onnxruntime", onnx_trackers)):
-            for version, boxes in _track(group, frames, ground_truth[0]).items():
-                auc[backend][version].append(_metrics(boxes, ground_truth)[0])
+    for sequence, (ground_truth, torch_boxes) in dev_trajectories.items():
+        frames, _ = _sequence(sequence)
+        onnx_boxes = _track(onnx_trackers, frames, ground_truth[0])
+        for version in VERSIONS:
+            auc["torch"][version].append(_metrics(torch_boxes[version], ground_truth)[0])
+            auc["onnxruntime"][version].append(_metrics(onnx_boxes[version], ground_truth)[0])
     for version in VERSIONS:
         difference = np.mean(auc["onnxruntime"][version]) - np.mean(auc["torch"][version])
         assert abs(difference) <= 0.01, (version, difference)
@@ -135,10 +151,17 @@ def _video_frames(path):
         capture.release()
 
 
-def test_airplane_clip_matches_the_reference_over_its_stable_prefix(trackers):
+def test_airplane_clip_matches_the_reference(trackers):
     clips = shared_path("data", "clips")
     ground_truth = _read_boxes(clips / "airplane-1.txt")
     trajectories = _track(trackers, _video_frames(clips / "airplane-1.mp4"), ground_truth[0])
+    reference = _reference_metrics("airplane-1", "airplane-1")
     for version, boxes in trajectories.items():
         assert len(boxes) == 2788
         _assert_prefix(version, "airplane-1", boxes)
+        # Past the prefix the run may part from the reference's (stability.csv: the AUC of
+        # perturbed reference runs moved by up to 0.004), so the whole clip is compared by
+        # its metrics.
+        auc, precision = _metrics(boxes, ground_truth)
+        assert abs(auc - reference[version][0]) <= 0.01, (version, auc, reference[version])
+        assert abs(precision - reference[version][1]) <= 0.02, (version, precision, reference[version])

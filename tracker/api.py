@@ -134,6 +134,11 @@ def build_tracker(
             weights = resolve_weights(config.name, "checkpoint")
         runner = load_runner(config, os.fspath(weights), device)
     else:
+        if device is not None:
+            raise ValueError(
+                f"device applies to the torch backend; the onnxruntime backend runs on the CPU "
+                f"(got device={device!r})"
+            )
         from .backends.onnx_backend import load_runner as load_onnx_runner
 
         runner = load_onnx_runner(config, weights, threads=threads)

@@ -28,7 +28,10 @@ class NetworkConfig:
     the checkpoint authors used (``{"head.": "rpn_head."}``), so ``state_dict()`` and
     ``load_weights`` speak the published layout. ``apply_neck=False`` keeps a neck's
     parameters (they are in the checkpoint) without running it, as NanoTrack does.
-    ``input_order`` is the channel order the network was trained on.
+    ``input_order`` is the channel order the network was trained on. ``fast_inference``: the
+    torch backend records the search branch with ``torch.jit.trace`` and runs that graph
+    (same operators, bit-identical outputs, less per-operator overhead: worth it for small
+    networks such as NanoTrack's; the large ones spend their time in the convolutions).
     """
 
     backbone: str
@@ -40,6 +43,7 @@ class NetworkConfig:
     head_kwargs: Dict[str, Any] = field(default_factory=dict)
     input_order: str = "bgr"
     published_prefixes: Dict[str, str] = field(default_factory=dict)
+    fast_inference: bool = False
 
     def __post_init__(self) -> None:
         if self.input_order not in ("bgr", "rgb"):
@@ -77,7 +81,11 @@ class TrackingParams:
 
 @dataclass(frozen=True)
 class SiamFCParams(TrackingParams):
-    """siamfc-pytorch's tracker: multi-scale search on an upsampled response map."""
+    """siamfc-pytorch's tracker: multi-scale search on an upsampled response map.
+
+    ``min_size``: the target's shorter side does not shrink below it, nor does the target grow
+    past the frame (a bound the reference lacks; it only binds once the target is lost).
+    """
 
     convention: str = "siamfc"
     window_influence: float = 0.176
@@ -88,6 +96,7 @@ class SiamFCParams(TrackingParams):
     response_size: int = 17
     response_upsample: int = 16
     total_stride: int = 8
+    min_size: float = 10.0
 
 
 @dataclass(frozen=True)

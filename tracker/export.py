@@ -1,11 +1,16 @@
 """``python -m tracker.export``: a model as two ONNX graphs for the onnxruntime backend.
 
 The template graph maps the exemplar crop to the kernel tensors; the search graph takes the
-search crops (any batch and size) and the kernel tensors and returns the head outputs, so
-one search graph serves every target. ``model.json`` beside them records the model config,
+search crops and the kernel tensors and returns the head outputs, so one search graph serves
+every target. Its input has the shape the tracking loop feeds (one crop, SiamFC's scale
+pyramid in one batch); only a model whose search size adapts to the target (DaSiamRPN-BIG)
+gets a free size. Fixed shapes export about five times faster (symbolic shapes cost torch's
+exporter most of its time) and let onnxruntime plan every kernel ahead. ``model.json`` beside them records the model config,
 the opset and the graph interfaces. With ``--int8`` a statically quantized search graph is
 written too (``search-int8.onnx`` with its own sidecar ``model-int8.json``), calibrated on
-search crops taken while tracking a video.
+search crops taken while tracking a video, and its speed gain over the float32 search graph is
+reported (both timed in turns on the calibration frames); ``--evaluate DIR`` adds the accuracy
+cost on an OTB-layout folder.
 """
 
 from __future__ import annotations
@@ -14,14 +19,17 @@ import argparse
 import contextlib
 import hashlib
 import io
+import itertools
 import json
 import logging
 import os
+import shlex
 import sys
 import tempfile
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -34,9 +42,11 @@ from .errors import TrackerError
 from .models.network import SiameseNetwork, build_model
 from .zoo import get_config, list_models
 
+if TYPE_CHECKING:
+    from .benchmark.speed import Timing
+
 OPSET = 18
 INT8_SIDECAR = "model-int8.json"
-_MAX_SEARCH_BATCH = 64
 _MAX_SEARCH_SIZE = 1024
 
 
@@ -82,14 +92,14 @@ def export_model(
     kernel = network.template(z)
     outputs = list(network.track(kernel, x))
     kernel_names = [f"kernel_{i}" for i in range(len(kernel))]
-    side = Dim("search_size", min=params.exemplar_size, max=_MAX_SEARCH_SIZE)
+    search_dims = None
+    if getattr(params, "adaptive_instance_size", None) is not None:
+        side = Dim("search_size", min=params.exemplar_size, max=_MAX_SEARCH_SIZE)
+        search_dims = {"x": {2: side, 3: side}, "kernel": [None] * len(kernel)}
     graphs = {
         "template": (_TemplateBranch(network), (z,), None, ["z"], kernel_names),
         "search": (
-            _SearchBranch(network), (x, list(kernel)),
-            {"x": {0: Dim("batch", min=1, max=_MAX_SEARCH_BATCH), 2: side, 3: side},
-             "kernel": [None] * len(kernel)},
-            ["x"] + kernel_names, outputs,
+            _SearchBranch(network), (x, list(kernel)), search_dims, ["x"] + kernel_names, outputs,
         ),
     }
     sidecar: Dict[str, Any] = {
@@ -199,55 +209,117 @@ def export_int8(
     return path
 
 
-def evaluate_int8(
-    config: ModelConfig, out_dir: Path, video: Path, box: Sequence[float], otb_root: Path,
-    frames: int = 300,
-) -> List[str]:
-    """Float vs int8 export: ``update`` speed on ``video`` and accuracy on an OTB-layout folder.
+#: The two search graphs an int8 comparison runs, by label: their sidecars in the export folder.
+INT8_VARIANTS = (("float32", SIDECAR), ("int8", INT8_SIDECAR))
 
-    Accuracy goes through ``python -m tracker.benchmark accuracy`` (the got10k toolkit's
-    numbers); speed is the median and mean ``update`` time after a warm-up, the two
-    variants timed in turns.
-    """
-    import itertools
 
+@dataclass
+class Int8Comparison:
+    """float32 vs int8 search graph: ``update`` timings on a video, and optionally accuracy
+    (success AUC, precision@20px per variant) on an OTB-layout folder."""
+
+    video: Path
+    threads: int
+    timings: Dict[str, "Timing"]
+    otb_root: Optional[Path] = None
+    accuracy: Dict[str, Tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def speed_gain(self) -> float:
+        return self.timings["int8"].fps / self.timings["float32"].fps
+
+    def lines(self) -> List[str]:
+        """The report as printed by ``python -m tracker.export --int8``."""
+        fast, quant = self.timings["float32"], self.timings["int8"]
+        lines = [
+            f"int8 vs float32 on {self.video.name} ({fast.frames} updates, {self.threads} "
+            f"thread(s)): median {quant.median_ms:.2f} vs {fast.median_ms:.2f} ms, "
+            f"{quant.fps:.1f} vs {fast.fps:.1f} FPS, speed gain {self.speed_gain:.2f}x"
+        ]
+        if self.accuracy:
+            (auc_f, prec_f), (auc_q, prec_q) = self.accuracy["float32"], self.accuracy["int8"]
+            lines.append(
+                f"int8 vs float32 on {self.otb_root}: success AUC {auc_q:.4f} vs {auc_f:.4f} "
+                f"({auc_q - auc_f:+.4f}), precision@20px {prec_q:.4f} vs {prec_f:.4f} "
+                f"({prec_q - prec_f:+.4f})"
+            )
+        return lines
+
+    def markdown(self, model: str, command: str) -> str:
+        """A Markdown table of both variants, with the command and machine under it."""
+        from .benchmark import markdown
+
+        header = ["model", "search graph", "median ms", "FPS", "speed gain", "success AUC",
+                  "precision@20px"]
+        rows = []
+        for label, _ in INT8_VARIANTS:
+            timing = self.timings[label]
+            auc, precision = (
+                (f"{v:.4f}" for v in self.accuracy[label]) if self.accuracy else ("-", "-")
+            )
+            gain = f"{timing.fps / self.timings['float32'].fps:.2f}x"
+            rows.append([model, label, f"{timing.median_ms:.2f}", f"{timing.fps:.1f}", gain,
+                         auc, precision])
+        accuracy = (f"; accuracy on the {self.otb_root.name} folder through the got10k toolkit"
+                    if self.accuracy else "")
+        return "\n".join([
+            *markdown.table(header, rows),
+            "",
+            f"Generated by `{command}` on {markdown.machine()}: onnxruntime `update` over "
+            f"{self.timings['float32'].frames} frames of {self.video.name} on {self.threads} "
+            f"thread(s), both search graphs timed in turns{accuracy}.",
+            "",
+        ])
+
+
+def compare_int8(
+    config: ModelConfig, out_dir: Path, video: Path, box: Sequence[float], frames: int,
+    otb_root: Optional[Path] = None,
+) -> Int8Comparison:
+    """Time the float32 and int8 exports in ``out_dir`` on ``frames`` frames of ``video``
+    (after a warm-up, in turns, as the speed benchmark does) and, with ``otb_root``, measure
+    their accuracy there through ``python -m tracker.benchmark accuracy``."""
     from .api import build_tracker
-    from .benchmark.__main__ import main as benchmark
-    from .benchmark.accuracy import tracker_name
     from .benchmark.speed import WARMUP_FRAMES, summarize, time_interleaved
 
+    threads = os.cpu_count() or 1
     clip = list(itertools.islice(clips.frames(video, "--calibration"), frames + WARMUP_FRAMES + 1))
-    variants = (("float32", SIDECAR), ("int8", INT8_SIDECAR))
-    trackers = [build_tracker(config.name, out_dir / sidecar, backend="onnxruntime")
-                for _, sidecar in variants]
+    if len(clip) < WARMUP_FRAMES + 2:
+        raise ValueError(f"--calibration: {video} has too few frames to time ({len(clip)})")
+    trackers = [build_tracker(config.name, out_dir / sidecar, backend="onnxruntime", threads=threads)
+                for _, sidecar in INT8_VARIANTS]
     for trk in trackers:
         trk.init(clip[0], tuple(box))
     seconds = time_interleaved([trk.update for trk in trackers], clip[1:], WARMUP_FRAMES)
-    results = {}
+    comparison = Int8Comparison(
+        video=Path(video), threads=threads,
+        timings={label: summarize(label, "onnxruntime", threads, times)
+                 for (label, _), times in zip(INT8_VARIANTS, seconds)},
+    )
+    if otb_root is not None:
+        comparison.otb_root = Path(otb_root)
+        comparison.accuracy = {label: _otb_accuracy(config, out_dir / sidecar, Path(otb_root))
+                               for label, sidecar in INT8_VARIANTS}
+    return comparison
+
+
+def _otb_accuracy(config: ModelConfig, sidecar: Path, otb_root: Path) -> Tuple[float, float]:
+    """Success AUC and precision@20px of one export on an OTB-layout folder (the toolkit's)."""
+    from .benchmark.__main__ import main as benchmark
+    from .benchmark.accuracy import tracker_name
+
     with tempfile.TemporaryDirectory(prefix="tracker-int8-") as scratch:
-        for (label, sidecar), times in zip(variants, seconds):
-            weights = out_dir / sidecar
-            timing = summarize(label, "onnxruntime", 0, times)
-            reports = Path(scratch) / label
-            code = benchmark([
-                "accuracy", "--dataset", "otb", "--root", str(otb_root), "--model", config.name,
-                "--backend", "onnxruntime", "--weights", str(weights),
-                "--results", str(reports / "results"), "--reports", str(reports / "reports"),
-            ])
-            if code != 0:
-                raise TrackerError(f"--evaluate: the accuracy benchmark failed on {otb_root}")
-            name = tracker_name(config.name, "onnxruntime", weights=weights)
-            performance = json.loads((reports / "reports" / "OTB" / name / "performance.json").read_text())
-            overall = performance[name]["overall"]
-            results[label] = (timing, overall["success_score"], overall["precision_score"])
-    (fast, auc_f, prec_f), (quant, auc_q, prec_q) = results["float32"], results["int8"]
-    return [
-        f"int8 vs float32 on {video.name} ({fast.frames} updates): median {quant.median_ms:.2f} vs "
-        f"{fast.median_ms:.2f} ms, {quant.fps:.1f} vs {fast.fps:.1f} FPS, speed gain "
-        f"{quant.fps / fast.fps:.2f}x",
-        f"int8 vs float32 on {otb_root}: success AUC {auc_q:.4f} vs {auc_f:.4f} "
-        f"({auc_q - auc_f:+.4f}), precision@20px {prec_q:.4f} vs {prec_f:.4f} ({prec_q - prec_f:+.4f})",
-    ]
+        code = benchmark([
+            "accuracy", "--dataset", "otb", "--root", str(otb_root), "--model", config.name,
+            "--backend", "onnxruntime", "--weights", str(sidecar),
+            "--results", str(Path(scratch) / "results"), "--reports", str(Path(scratch) / "reports"),
+        ])
+        if code != 0:
+            raise TrackerError(f"--evaluate: the accuracy benchmark failed on {otb_root}")
+        name = tracker_name(config.name, "onnxruntime", weights=sidecar)
+        report = Path(scratch) / "reports" / "OTB" / name / "performance.json"
+        overall = json.loads(report.read_text())[name]["overall"]
+    return overall["success_score"], overall["precision_score"]
 
 
 def _parse_box(text: str) -> Tuple[float, ...]:
@@ -281,14 +353,40 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default {OPSET})")
     parser.add_argument("--int8", action="store_true", help="also write a quantized search graph")
     parser.add_argument("--calibration", type=Path, help="video for --int8 calibration")
-    parser.add_argument("--calibration-box", help="x,y,w,h of the target in the video's first "
-                        "frame (default: first line of the .txt beside the video, 1-based)")
+    parser.add_argument("--calibration-box", metavar="X,Y,W,H",
+                        help="the target in the video's first frame, 0-based: x, y, w, h in "
+                             "pixels with (0,0) the top-left corner of the top-left pixel "
+                             "(default: the first line of the .txt beside the video, converted "
+                             "from its 1-based numbers by subtracting 1 from x and y)")
     parser.add_argument("--calibration-frames", type=int, default=200,
-                        help="frames used for calibration (default 200)")
+                        help="frames used for calibration, then timed for the speed gain "
+                             "(default 200)")
     parser.add_argument("--evaluate", type=Path, metavar="OTB_DIR",
-                        help="with --int8: report the int8 graph's speed gain (on the calibration "
-                             "video) and accuracy cost (on this OTB-layout folder) against float32")
+                        help="with --int8: also report the int8 graph's accuracy cost against "
+                             "float32 on this OTB-layout folder (the speed gain is always reported)")
+    parser.add_argument("--markdown", type=Path, metavar="FILE",
+                        help="with --int8: also write the float32 vs int8 comparison as a "
+                             "Markdown table, with the command that made it")
     return parser
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces this run: every option with the value in effect (``--out``
+    and ``--weights`` only when given, as their defaults depend on the machine)."""
+    parts = ["python", "-m", "tracker.export", "--model", args.model]
+    for option, value in (("--weights", args.weights), ("--out", args.out)):
+        if value is not None:
+            parts += [option, str(value)]
+    parts += ["--opset", str(args.opset)]
+    if args.int8:
+        parts += ["--int8", "--calibration", str(args.calibration)]
+        if args.calibration_box:
+            parts += ["--calibration-box", args.calibration_box]
+        parts += ["--calibration-frames", str(args.calibration_frames)]
+    for option, value in (("--evaluate", args.evaluate), ("--markdown", args.markdown)):
+        if value is not None:
+            parts += [option, str(value)]
+    return " ".join(shlex.quote(p) for p in parts)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -297,8 +395,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         config = get_config(args.model)
         if args.int8 and args.calibration is None:
             raise ValueError("--int8 needs --calibration VIDEO")
-        if args.evaluate is not None and not args.int8:
-            raise ValueError("--evaluate compares the --int8 graph with float32; add --int8")
+        for option, value in (("--evaluate", args.evaluate), ("--markdown", args.markdown)):
+            if value is not None and not args.int8:
+                raise ValueError(f"{option} needs --int8 (it reports the int8 graph against float32)")
+        if args.calibration_frames < 1:
+            raise ValueError(f"--calibration-frames must be at least 1, got {args.calibration_frames}")
+        if args.int8 and not args.calibration.is_file():
+            raise FileNotFoundError(f"--calibration: no such video: {args.calibration}")
+        if args.evaluate is not None and not args.evaluate.is_dir():
+            raise FileNotFoundError(f"--evaluate: no such folder: {args.evaluate}")
         if args.int8:
             box = (_parse_box(args.calibration_box) if args.calibration_box
                    else clips.first_box(args.calibration, "--calibration"))
@@ -315,8 +420,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.int8:
             quantized = export_int8(config, out, args.calibration, box, args.calibration_frames)
             print(f"wrote {out / 'search-int8.onnx'} and {quantized}")
-            if args.evaluate is not None:
-                print("\n".join(evaluate_int8(config, out, args.calibration, box, args.evaluate)))
+            comparison = compare_int8(config, out, args.calibration, box,
+                                      args.calibration_frames, args.evaluate)
+            print("\n".join(comparison.lines()))
+            if args.markdown is not None:
+                args.markdown.parent.mkdir(parents=True, exist_ok=True)
+                args.markdown.write_text(comparison.markdown(config.name, _command_line(args)))
+                print(f"markdown: {args.markdown}")
     except (TrackerError, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -46,14 +46,15 @@ def as_bgr_frame(frame: object, name: str = "frame") -> np.ndarray:
 
 
 def as_box(box: object, frame_shape: Tuple[int, ...], name: str = "box") -> Box:
-    """``box`` as four finite floats ``(x, y, w, h)`` with ``w, h > 0`` overlapping the frame."""
+    """``box`` as four finite floats ``(x, y, w, h)`` overlapping the frame, at least one pixel
+    and at most the frame in width and height."""
     if isinstance(box, np.ndarray):
         box = box.reshape(-1).tolist() if box.size == 4 else box.tolist()
     if (
         not isinstance(box, Sequence)
         or isinstance(box, (str, bytes))
         or len(box) != 4
-        or not all(isinstance(v, numbers.Real) for v in box)
+        or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in box)
     ):
         raise ValueError(f"{name} must be four numbers (x, y, w, h), got {box!r}")
     x, y, w, h = (float(v) for v in box)
@@ -61,9 +62,16 @@ def as_box(box: object, frame_shape: Tuple[int, ...], name: str = "box") -> Box:
         raise ValueError(f"{name} must be finite numbers, got {(x, y, w, h)}")
     if w <= 0 or h <= 0:
         raise ValueError(f"{name} must have positive width and height, got w={w}, h={h}")
+    if w < 1 or h < 1:
+        raise ValueError(f"{name} must be at least 1 pixel wide and high, got w={w}, h={h}")
     height, width = frame_shape[:2]
     if x >= width or y >= height or x + w <= 0 or y + h <= 0:
         raise ValueError(
             f"{name} {(x, y, w, h)} lies entirely outside the {width}x{height} frame"
+        )
+    if w > width or h > height:
+        raise ValueError(
+            f"{name} {(x, y, w, h)} is larger than the {width}x{height} frame; a target is at "
+            "most as wide and as high as the frame"
         )
     return x, y, w, h

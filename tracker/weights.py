@@ -199,7 +199,8 @@ def _unavailable(
     return WeightsNotFoundError(
         f"no weights for model {info.model!r} ({info.artifact}): {problem}. To fix it, {fetch} "
         f"and put it in one of the searched folders ({folders}), or add its folder to "
-        f"${WEIGHTS_ENV}, or pass the file's path as the weights argument."
+        f"${WEIGHTS_ENV}, or pass the file's path (build_tracker's weights=, the commands' "
+        "--weights)."
     )
 
 

@@ -12,6 +12,7 @@ fire. The other models keep 0.5: no trained weights were available here to calib
 
 from __future__ import annotations
 
+import copy
 from typing import Dict, Tuple
 
 from .config import ModelConfig, NanoTrackParams, NetworkConfig, SiamFCParams, SiamRPNParams
@@ -108,6 +109,7 @@ def _nanotrack(
             head=f"nanotrack_v{version}",
             head_kwargs={"in_channels": channels},
             published_prefixes={"head.": "ban_head."},
+            fast_inference=True,
         ),
         tracking=tracking,
         description=f"NanoTrack v{version}: MobileNetV3-small, anchor-free head; CPU real-time.",
@@ -192,11 +194,12 @@ def list_models() -> Tuple[str, ...]:
 
 
 def get_config(name: str) -> ModelConfig:
-    """The published configuration of model ``name``."""
+    """The published configuration of model ``name``: a private copy, so a caller that edits
+    its keyword dicts changes no other model built in the process."""
     if not isinstance(name, str):
         raise TypeError(f"model name must be a str, got {type(name).__name__}")
     try:
-        return _MODELS[name]
+        return copy.deepcopy(_MODELS[name])
     except KeyError:
         raise UnknownNameError(
             f"unknown model {name!r}; known: {', '.join(_MODELS)}"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import onnxruntime as ort
@@ -184,10 +184,28 @@ def load_runner(
     published ONNX files from the weights manifest; other models use the export that
     ``python -m tracker.export`` wrote into the user cache.
     """
-    if weights is not None:
-        return load_exported(config, weights, threads)
-    if config.family == "nanotrack":
+    if weights is None and config.family == "nanotrack":
         return load_published_nanotrack(config, threads)
+    return load_exported(config, _export_location(config, weights), threads)
+
+
+def search_graph_files(
+    config: ModelConfig, weights: Optional[Union[str, "os.PathLike[str]"]] = None
+) -> List[Path]:
+    """The graphs :func:`load_runner` runs on every search crop, in order (backbone then
+    head for NanoTrack's published pair, else the export's search graph)."""
+    if weights is None and config.family == "nanotrack":
+        return [resolve_weights(config.name, "onnx_backbone"), resolve_weights(config.name, "onnx_head")]
+    sidecar, content = read_sidecar(_export_location(config, weights))
+    return [sidecar.parent / content["search"]["file"]]
+
+
+def _export_location(
+    config: ModelConfig, weights: Optional[Union[str, "os.PathLike[str]"]]
+) -> Union[str, "os.PathLike[str]"]:
+    """``weights``, or the export in the user cache when it is ``None``."""
+    if weights is not None:
+        return weights
     folder = default_export_dir(config.name)
     if not (folder / SIDECAR).is_file():
         raise WeightsNotFoundError(
@@ -195,4 +213,4 @@ def load_runner(
             f"'python -m tracker.export --model {config.name} --weights CHECKPOINT' "
             f"or pass weights=EXPORT_FOLDER"
         )
-    return load_exported(config, folder, threads)
+    return folder

@@ -1,4 +1,4 @@
-"""``python -m tracker.benchmark {accuracy,merge,speed} ...``"""
+"""``python -m tracker.benchmark {accuracy,merge,speed,readme} ...``"""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ _EXAMPLES = """examples:
 """
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every subcommand."""
     parser = argparse.ArgumentParser(
         prog="python -m tracker.benchmark",
         description=__doc__,
@@ -25,7 +26,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     for module in (accuracy, speed, readme):
         module.register(commands)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return args.run(args)
     except (TrackerError, ValueError, FileNotFoundError) as error:

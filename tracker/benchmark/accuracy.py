@@ -12,7 +12,10 @@ shard is done (all shards writing to the same --results folder, or their folders
 Columns: success AUC (mean over the 21 IoU thresholds 0, 0.05, ..., 1 of the fraction of frames
 with IoU > threshold), precision@20px (fraction of frames whose centre error is <= 20 px),
 norm. precision (LaSOT protocol, which got10k 0.1.3 lacks: area under the curve of the centre
-error divided by the ground truth's size, thresholds 0 to 0.5); for GOT-10k AO, SR0.5, SR0.75.
+error divided by the ground truth's size, thresholds 0 to 0.5); for GOT-10k val AO, SR0.5,
+SR0.75 first, then those three computed from the same boxes as the OTB report computes them
+(per-sequence curves averaged over sequences) on the frames AO counts (after the first, target
+visible); GOT-10k test (first box only) prints no accuracy and writes the submission archive.
 fps is the toolkit's speed: the mean over frames of 1 / (time of that frame's init or update
 call), per sequence, then averaged over sequences (OTB, LaSOT) or pooled (GOT-10k); frames/s is
 all frames over all the time spent in init and update. Image decoding is not timed.
@@ -311,7 +314,7 @@ def _report(args: argparse.Namespace, experiment, names: List[str]) -> int:
     matplotlib.use("Agg")
     performance = experiment.report_quietly(names)
     header, rows = summary_table(experiment, names, performance)
-    table = format_table(header, rows)
+    table = markdown.text_table(header, rows)
     print(table)
     if performance is None:
         for name in names:
@@ -331,12 +334,11 @@ def summary_table(experiment, names: Sequence[str],
     """Header and one row per tracker, from the toolkit's ``performance`` dict."""
     dataset = experiment.dataset
     frames = sum(len(dataset.image_files(s)) for s in dataset.seq_names)
+    metrics = ["success AUC", "precision@20px", "norm. precision"]
+    keys = ["success_score", "precision_score", "normalized_precision_score"]
     if isinstance(experiment, GOT10kExperiment):
-        metrics = ["AO", "SR0.5", "SR0.75"] if performance is not None else []
-        keys = ["ao", "sr", "sr75"]
-    else:
-        metrics = ["success AUC", "precision@20px", "norm. precision"]
-        keys = ["success_score", "precision_score", "normalized_precision_score"]
+        metrics = ["AO", "SR0.5", "SR0.75", *metrics] if performance is not None else []
+        keys = ["ao", "sr", "sr75", *keys]
     header = ["model", "sequences", "frames", *metrics, "fps", "frames/s"]
     rows = []
     for name in names:
@@ -351,18 +353,6 @@ def summary_table(experiment, names: Sequence[str],
         rows.append([name, str(len(dataset)), str(frames), *values,
                      f"{fps:.1f}" if fps > 0 else "-", throughput])
     return header, rows
-
-
-def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Plain-text columns: the first left-aligned, the others right-aligned."""
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
-        )
-
-    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
 def _markdown(args: argparse.Namespace, header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

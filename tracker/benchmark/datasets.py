@@ -23,8 +23,9 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..image_files import IMAGE_EXTENSIONS, list_images
+
 DATASETS = ("otb", "got10k", "lasot")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 #: OTB sequences whose ``img/`` holds more frames than the benchmark evaluates (the OTB
 #: toolkit's ``startFrame``/``endFrame``, as got10k's ``OTB`` applies them): first and last
@@ -79,7 +80,7 @@ class SequenceFolder:
         img_files = self.image_files(name)
         anno = self.annotations(name)
         if not img_files:
-            raise ValueError(f"sequence {name} has no images ({', '.join(IMAGE_SUFFIXES)})")
+            raise ValueError(f"sequence {name} has no images ({', '.join(IMAGE_EXTENSIONS)})")
         expected = 1 if self.first_box_only else len(img_files)
         if len(anno) != expected:
             raise ValueError(
@@ -91,7 +92,7 @@ class SequenceFolder:
 
     def image_files(self, name: str) -> List[str]:
         """The frames of sequence ``name`` in order, as paths."""
-        return [str(path) for path in _images(self._sequences[name][0])]
+        return [str(path) for path in list_images(self._sequences[name][0])]
 
     def annotations(self, name: str) -> np.ndarray:
         """The N x 4 ``(x, y, w, h)`` ground truth of ``name``, numbers as in its file."""
@@ -259,6 +260,3 @@ def read_boxes(path: Path) -> np.ndarray:
         raise ValueError(f"{path} must hold one x,y,w,h line per frame, got shape {boxes.shape}")
     return boxes
 
-
-def _images(folder: Path) -> List[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)

@@ -14,7 +14,8 @@ metrics, ``performance.json``) and ``plot_curves`` (the PNG plots). What is chan
   truncated result that a later run would take for finished;
 - OTB and LaSOT reports gain the normalised precision, which got10k 0.1.3 does not compute (see
   :func:`normalized_precision_curve`); GOT-10k ``val`` reports gain SR0.75, read off the toolkit's
-  own success curve.
+  own success curve, and the OTB scores (success AUC, precision at 20 px, normalised precision)
+  computed from the same boxes by the same code as the OTB report (:func:`one_pass_curves`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ from .datasets import GOT10kFolder, SequenceFolder
 
 #: Thresholds of the normalised precision curve: normalised centre error 0, 0.01, ..., 0.5.
 NORM_PRECISION_THRESHOLDS = np.linspace(0.0, 0.5, 51)
+#: The OTB report's curve resolutions: IoU thresholds 0, 0.05, ..., 1; centre errors 0, ..., 50 px.
+OTB_IOU_BINS = 21
+OTB_CENTRE_ERROR_BINS = 51
+#: Index of the 20 px threshold on the precision curve (the OTB precision score).
+PRECISION_AT_20PX = 20
 
 
 class ToolkitTracker(ToolkitTrackerBase):
@@ -185,8 +191,8 @@ class OTBExperiment(_OfflineRuns, ExperimentOTB):
         # ExperimentOTB.__init__ would build got10k's OTB (all 100 sequences, downloading the
         # missing ones); same attributes, same curve resolutions.
         self._use(dataset, result_dir, report_dir)
-        self.nbins_iou = 21
-        self.nbins_ce = 51
+        self.nbins_iou = OTB_IOU_BINS
+        self.nbins_ce = OTB_CENTRE_ERROR_BINS
 
     def record_file(self, tracker_name: str, seq_name: str) -> str:
         return os.path.join(self.result_dir, tracker_name, f"{seq_name}.txt")
@@ -242,7 +248,8 @@ class GOT10kExperiment(_OfflineRuns, ExperimentGOT10k):
         return os.path.join(self.result_dir, tracker_name, seq_name, f"{seq_name}_time.txt")
 
     def report(self, tracker_names: List[str]) -> Optional[dict]:
-        """The toolkit's report; ``val`` gains ``sr75``, the success curve at IoU 0.75."""
+        """The toolkit's report; ``val`` gains ``sr75`` (the toolkit's success curve at IoU 0.75)
+        and the OTB scores per tracker, overall and per sequence (:meth:`_add_one_pass_scores`)."""
         performance = super().report(tracker_names)
         if performance is None:
             return None
@@ -251,8 +258,25 @@ class GOT10kExperiment(_OfflineRuns, ExperimentGOT10k):
         for name in tracker_names:
             overall = performance[name]["overall"]
             overall["sr75"] = overall["succ_curve"][index]
+            self._add_one_pass_scores(name, performance[name])
         self._rewrite_report(tracker_names, performance)
         return performance
+
+    def _add_one_pass_scores(self, tracker_name: str, performance: dict) -> None:
+        """Success AUC, precision@20px and normalised precision, as the OTB report computes them
+        (per-sequence curves of :func:`one_pass_curves`, averaged over sequences), on the frames
+        the toolkit's AO counts: every frame after the first whose target is visible
+        (``cover.label`` > 0). Unlike AO, boxes are not clipped to the image (OTB's IoU)."""
+        curves = []
+        for seq_name in self.dataset.seq_names:
+            anno = self.dataset.annotations(seq_name)
+            counted = (np.arange(len(anno)) > 0) & (self.dataset.meta(seq_name)["cover"] > 0)
+            boxes = np.loadtxt(self.record_file(tracker_name, seq_name), delimiter=",", ndmin=2)
+            seq_curves = one_pass_curves(boxes[counted], anno[counted])
+            curves.append(seq_curves)
+            performance["seq_wise"][seq_name].update(_one_pass_scores(*seq_curves))
+        overall = [np.mean([c[k] for c in curves], axis=0) for k in range(3)]
+        performance["overall"].update(_one_pass_scores(*overall))
 
     def submission_archive(self, tracker_name: str) -> str:
         """The zip the toolkit's ``test`` report writes for the evaluation server."""
@@ -264,6 +288,31 @@ def make_experiment(dataset: SequenceFolder, result_dir: str, report_dir: str) -
     if isinstance(dataset, GOT10kFolder):
         return GOT10kExperiment(dataset, result_dir, report_dir)
     return OTBExperiment(dataset, result_dir, report_dir)
+
+
+def one_pass_curves(boxes: np.ndarray, anno: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Success, precision and normalised precision curves of one sequence's ``boxes``.
+
+    Success and precision come from the toolkit's OTB metric code (``ExperimentOTB._calc_metrics``
+    and ``_calc_curves``, at the OTB report's resolutions), the normalised precision from
+    :func:`normalized_precision_curve`.
+    """
+    metrics = ExperimentOTB.__new__(ExperimentOTB)  # its __init__ would build got10k's OTB
+    metrics.nbins_iou, metrics.nbins_ce = OTB_IOU_BINS, OTB_CENTRE_ERROR_BINS
+    success, precision = metrics._calc_curves(*metrics._calc_metrics(boxes, anno))
+    return success, precision, normalized_precision_curve(boxes, anno)
+
+
+def _one_pass_scores(success: np.ndarray, precision: np.ndarray, norm_precision: np.ndarray) -> dict:
+    """The curves and scores under the OTB report's keys."""
+    return {
+        "success_curve": success.tolist(),
+        "precision_curve": precision.tolist(),
+        "success_score": float(np.mean(success)),
+        "precision_score": float(precision[PRECISION_AT_20PX]),
+        "normalized_precision_curve": norm_precision.tolist(),
+        "normalized_precision_score": float(np.mean(norm_precision)),
+    }
 
 
 def normalized_precision_curve(boxes: np.ndarray, anno: np.ndarray) -> np.ndarray:

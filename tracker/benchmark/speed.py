@@ -1,9 +1,9 @@
 """``speed``: how fast ``Tracker.update`` runs, next to the machine's limit and OpenCV.
 
 Times the whole ``update`` (crop, network, decoding) over a fixed clip decoded into memory
-beforehand, after a warm-up. The network's FLOPs per frame are counted by torch's
-``FlopCounterMode`` on the search branch (2 FLOPs per multiply-add of every convolution and
-matrix product); the machine's limit is a large fp32 matrix product timed with the same
+beforehand, after a warm-up. The network's FLOPs per frame are counted from the graph of the
+search branch (:mod:`.flops`: torch's ``FlopCounterMode``, or without torch the ONNX graph; 2
+FLOPs per multiply-add of every convolution and matrix product); the machine's limit is a large fp32 matrix product timed with the same
 thread count. Baseline in the same run: OpenCV's ``cv2.TrackerNano`` on NanoTrack's
 published ONNX files, when they are present. The trackers of one thread count take turns
 (the timed frames cut into rounds), so a drift of the machine does not favour one of them.
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import os
 import tempfile
 import time
@@ -27,6 +28,7 @@ from tqdm import tqdm
 
 from .. import api, clips
 from . import markdown
+from .flops import network_flops
 from ..geometry import Box
 from ..zoo import get_config, list_models
 
@@ -128,7 +130,9 @@ def run(args: argparse.Namespace) -> int:
     jobs = [(m, b) for b in backends for m in models]
     baseline_names = [] if args.no_baseline else [n for n in OPENCV_NANO_VERSIONS if _opencv_files(n)]
     jobs += [(n, "opencv") for n in baseline_names[:1]]
-    flops = {model: _network_flops(model) for model in dict.fromkeys(m for m, _ in jobs)}
+    # The graph counted: the job's own (--weights applies to ours, not to cv2.TrackerNano's).
+    graph_of = {(m, b): (m, None if b == "opencv" else args.weights) for m, b in jobs}
+    flops = {graph: network_flops(*graph) for graph in dict.fromkeys(graph_of.values())}
     with tempfile.TemporaryDirectory(prefix="tracker-speed-") as scratch:
         builder = _Builder(args.weights, args.untrained, Path(scratch))
         for count in threads:
@@ -141,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
             )
             for (model, backend), (label, _), times in zip(jobs, contenders, seconds):
                 timing = summarize(label, backend, count, times)
-                _add_flops(timing, flops[model], report.machine_gflops[count])
+                _add_flops(timing, flops[graph_of[model, backend]], report.machine_gflops[count])
                 report.timings.append(timing)
     _compare_with_baseline(report)
     if args.json:
@@ -278,31 +282,41 @@ def _cell(value: Optional[float], spec: str, suffix: str = "") -> str:
     return "-" if value is None else format(value, spec) + suffix
 
 
-def format_report(report: SpeedReport) -> str:
-    """A plain-text table of the report."""
-    lines = [
-        f"clip: {report.clip}, {report.frames} timed frames after {WARMUP_FRAMES} warm-up frames",
-        "machine fp32 matmul limit: "
-        + "; ".join(f"{report.machine_gflops[t]:.0f} GFLOP/s on {t} thread(s) ({_per_library(r)})"
-                    for t, r in report.matmul_gflops.items()),
-        "",
-        f"{'tracker':<34} {'backend':<12} {'thr':>3} {'median ms':>9} {'p95 ms':>7} {'FPS':>7} "
-        f"{'GFLOP/frame':>11} {'GFLOP/s':>8} {'of limit':>8} {'vs cv2':>7}",
+#: Columns of the text and the Markdown table.
+TABLE_HEADER = ("tracker", "backend", "threads", "median ms", "p95 ms", "FPS", "GFLOP/frame",
+                "GFLOP/s", "of limit", "vs cv2.TrackerNano")
+
+
+def table_rows(report: SpeedReport) -> List[List[str]]:
+    """One row of :data:`TABLE_HEADER` cells per timing."""
+    return [
+        [t.tracker, t.backend, str(t.threads), f"{t.median_ms:.2f}", f"{t.p95_ms:.2f}",
+         f"{t.fps:.1f}", _cell(t.gflops_per_frame, ".3f"), _cell(t.achieved_gflops, ".1f"),
+         _cell(None if t.limit_ratio is None else 100 * t.limit_ratio, ".1f", "%"),
+         _cell(t.vs_baseline, ".2f", "x")]
+        for t in report.timings
     ]
-    for t in report.timings:
-        ratio = None if t.limit_ratio is None else 100 * t.limit_ratio
-        lines.append(
-            f"{t.tracker:<34} {t.backend:<12} {t.threads:>3} {t.median_ms:>9.2f} {t.p95_ms:>7.2f} "
-            f"{t.fps:>7.1f} {_cell(t.gflops_per_frame, '.3f'):>11} {_cell(t.achieved_gflops, '.1f'):>8} "
-            f"{_cell(ratio, '.1f', '%'):>8} {_cell(t.vs_baseline, '.2f', 'x'):>7}"
-        )
-    lines += [
+
+
+def _limits(report: SpeedReport) -> str:
+    return "; ".join(
+        f"{report.machine_gflops[t]:.0f} GFLOP/s on {t} thread(s) ({_per_library(r)})"
+        for t, r in report.matmul_gflops.items()
+    )
+
+
+def format_report(report: SpeedReport) -> str:
+    """A plain-text table of the report, each column as wide as its widest cell."""
+    return "\n".join([
+        f"clip: {report.clip}, {report.frames} timed frames after {WARMUP_FRAMES} warm-up frames",
+        f"machine fp32 matmul limit: {_limits(report)}",
+        "",
+        markdown.text_table(TABLE_HEADER, table_rows(report), left_columns=2),
         "",
         "FPS = timed frames / their total time; trackers timed in turns over "
         f"{ROUNDS} rounds; 'of limit' = FLOPs per frame x FPS / the matmul limit ({LIMIT_NOTE}); "
-        "'vs cv2' = FPS / cv2.TrackerNano's FPS at the same thread count.",
-    ]
-    return "\n".join(lines)
+        "'vs cv2.TrackerNano' = FPS / cv2.TrackerNano's FPS at the same thread count.",
+    ])
 
 
 def _per_library(rates: Dict[str, float]) -> str:
@@ -311,28 +325,17 @@ def _per_library(rates: Dict[str, float]) -> str:
 
 
 def format_markdown(report: SpeedReport, command: str) -> str:
-    """The report as a Markdown table, with the command and machine under it."""
-    header = ["model", "backend", "threads", "median ms", "p95 ms", "FPS", "GFLOP/frame",
-              "of limit", "vs cv2.TrackerNano"]
-    rows = [
-        [t.tracker, t.backend, str(t.threads), f"{t.median_ms:.2f}", f"{t.p95_ms:.2f}",
-         f"{t.fps:.1f}", _cell(t.gflops_per_frame, ".3f"),
-         _cell(None if t.limit_ratio is None else 100 * t.limit_ratio, ".1f", "%"),
-         _cell(t.vs_baseline, ".2f", "x")]
-        for t in report.timings
-    ]
-    limits = "; ".join(
-        f"{report.machine_gflops[t]:.0f} GFLOP/s on {t} thread(s) ({_per_library(r)})"
-        for t, r in report.matmul_gflops.items()
-    )
+    """The report as a Markdown table (the text table's columns), with the command and
+    machine under it."""
     return "\n".join([
-        *markdown.table(header, rows),
+        *markdown.table(TABLE_HEADER, table_rows(report)),
         "",
         f"Generated by `{command}` on {markdown.machine()}: `update` (crop, network, decoding) "
         f"over {report.frames} frames of {Path(report.clip).name} "
         f"after {WARMUP_FRAMES} warm-up frames, the trackers timed in turns over {ROUNDS} rounds; "
-        f"FPS = frames / total time; fp32 matmul limit {limits}; 'of limit' = FLOPs per frame x "
-        f"FPS / that limit ({LIMIT_NOTE}).",
+        f"FPS = frames / total time; fp32 matmul limit {_limits(report)}; 'of limit' = FLOPs per "
+        f"frame x FPS / that limit ({LIMIT_NOTE}); 'vs cv2.TrackerNano' = FPS / cv2.TrackerNano's "
+        "FPS at the same thread count.",
         "",
     ])
 
@@ -396,26 +399,6 @@ def _seconds(call: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def _network_flops(model: str) -> Optional[float]:
-    """FLOPs of one frame's network work (the search branch at the default search size)."""
-    try:
-        import torch
-        from torch.utils.flop_counter import FlopCounterMode
-    except ImportError:
-        return None
-    from ..models import build_model
-
-    config = get_config(model)
-    params = config.tracking
-    batch = getattr(params, "scale_num", 1)
-    network = build_model(config)
-    kernel = network.template(torch.zeros(1, 3, params.exemplar_size, params.exemplar_size))
-    search = torch.zeros(batch, 3, params.instance_size, params.instance_size)
-    with FlopCounterMode(display=False) as counter:
-        network.track(kernel, search)
-    return float(counter.get_total_flops())
-
-
 def _opencv_files(model: str) -> Optional[Tuple[Path, Path]]:
     from ..weights import find_weights
 
@@ -430,8 +413,16 @@ def _opencv_tracker(model: str, first_frame: np.ndarray, box: Box) -> Callable[[
     params.backbone = str(backbone)
     params.neckhead = str(head)
     nano = cv2.TrackerNano_create(params)
-    nano.init(first_frame, tuple(int(round(v)) for v in box))
+    nano.init(first_frame, opencv_rect(box))
     return nano.update
+
+
+def opencv_rect(box: Box) -> Tuple[int, int, int, int]:
+    """``box`` as the integer ``Rect`` ``cv2.TrackerNano`` takes, every number rounded half away
+    from zero as OpenCV's own protocol does (NanoTrack fixtures README, section 10); Python's
+    ``round`` would round halves to even."""
+    x, y, w, h = (int(math.copysign(math.floor(abs(v) + 0.5), v)) for v in box)
+    return x, y, w, h
 
 
 def shared_dir() -> Path:

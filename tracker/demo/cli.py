@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import textwrap
 from typing import List, NoReturn, Optional, Sequence, Tuple
@@ -52,8 +53,11 @@ examples:
       --output annotated.mp4 --save-boxes boxes.txt
 
 """ + textwrap.fill("models: " + ", ".join(list_models()), width=90) + """
-weights are looked up in $TRACKER_WEIGHTS, the project's weights/ folder and the user cache
-(NanoTrack's are downloaded on first use); see weights/README.md."""
+weights are looked up in $TRACKER_WEIGHTS, the project's weights/ folder and the user cache;
+NanoTrack's (Apache-2.0, Copyright HonglinChu) are downloaded on first use. See
+weights/README.md for every model's source and licence.
+
+a box with a negative coordinate can be written --init -10,-5,40,60 or --init=-10,-5,40,60."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -121,7 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help=f"model to run (default: the first of {', '.join(PREFERRED_MODELS)} "
                                "whose weights are present)")
     tracking.add_argument("--weights", metavar="PATH",
-                          help="the model's weights file (default: looked up, see below)")
+                          help="torch: the model's checkpoint file; onnxruntime: a folder written "
+                               "by python -m tracker.export, or its model.json (default: looked "
+                               "up, see below)")
     tracking.add_argument("--backend", choices=BACKENDS, default="torch",
                           help="inference backend (default: torch)")
     tracking.add_argument("--threads", metavar="N", type=_positive_int,
@@ -203,7 +209,7 @@ def _track(args: argparse.Namespace) -> int:
         if first is None:
             raise ValueError(f"{source.label}: no frame could be read")
         box = as_box(args.init, first.shape, "--init") if args.init is not None else None
-        headless = _headless(args, box is not None)
+        headless = _headless_reason(args, box is not None)
         tracker = _load_tracker(model, reason, args)
         height, width = first.shape[:2]
         title = f"tracker.demo - {source.label}"
@@ -212,6 +218,8 @@ def _track(args: argparse.Namespace) -> int:
             if box is None:
                 box = _select_target(window, first)
             recorder = Recorder(args.output, args.save_boxes, (width, height), source.fps)
+            if headless and not args.no_display:
+                print(f"tracker.demo: {headless}; running without a window", file=sys.stderr)
             try:
                 summary = run(tracker, source, first, box, window=window, recorder=recorder,
                               max_frames=args.max_frames)
@@ -226,17 +234,15 @@ def _track(args: argparse.Namespace) -> int:
     return 0
 
 
-def _headless(args: argparse.Namespace, has_box: bool) -> bool:
-    """Whether to run without a window; says why when the user did not ask for it."""
+def _headless_reason(args: argparse.Namespace, has_box: bool) -> Optional[str]:
+    """Why the run goes without a window (``None``: it gets one)."""
     reason = "--no-display" if args.no_display else headless_reason()
     if reason and not has_box:
         raise ValueError(
             f"--init x,y,w,h is needed without a window ({reason}): there is nowhere to draw "
             "the target"
         )
-    if reason and not args.no_display:
-        print(f"tracker.demo: {reason}; running without a window", file=sys.stderr)
-    return reason is not None
+    return reason
 
 
 def _load_tracker(model: str, reason: str, args: argparse.Namespace) -> Tracker:
@@ -258,6 +264,8 @@ def _select_target(window: Optional[Window], frame: np.ndarray) -> Box:
 
 def _model_line(model: str, reason: str, args: argparse.Namespace) -> str:
     details = [args.backend, reason]
+    if args.threads:
+        details.append(f"{args.threads} thread{'s' if args.threads > 1 else ''}")
     weights = args.weights or (find_weights(model) if args.backend == "torch" else None)
     if weights:
         details.append(f"weights {weights}")
@@ -273,9 +281,23 @@ def _summary_lines(summary: RunSummary, source: FrameSource, args: argparse.Name
     return lines
 
 
+def attach_negative_values(argv: Sequence[str], options: Sequence[str] = ("--init",)) -> List[str]:
+    """``--init -10,5,40,60`` as ``--init=-10,5,40,60``: argparse would read a value that
+    starts with ``-`` (and is not a plain number) as an option."""
+    joined: List[str] = []
+    pending = None
+    for arg in argv:
+        if pending is not None and re.match(r"-[\d.]", arg):
+            joined[-1] = f"{pending}={arg}"
+        else:
+            joined.append(arg)
+        pending = arg if arg in options else None
+    return joined
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the demo. Exit status: 0, 2 after an error, 130 for Ctrl-C before tracking starts."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(attach_negative_values(sys.argv[1:] if argv is None else argv))
     _quiet_opencv()
     try:
         return _track(args)

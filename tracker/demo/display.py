@@ -121,7 +121,9 @@ class Window:
     def select_target(self, frame: np.ndarray) -> Optional[Box]:
         """The box the user draws on ``frame`` with the mouse, or ``None`` when cancelled."""
         prompt = _with_footer(frame, "draw the target, then SPACE or ENTER (c cancels)")
-        x, y, w, h = cv2.selectROI(self.title, prompt, showCrosshair=True, fromCenter=False)
+        x, y, w, h = cv2.selectROI(
+            self.title, prompt, showCrosshair=True, fromCenter=False, printNotice=False
+        )
         if w <= 0 or h <= 0:
             return None
         return float(x), float(y), float(w), float(h)

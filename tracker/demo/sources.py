@@ -7,16 +7,16 @@ the path or index, so the command line can print it as one line.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import List, Optional
 
 import cv2
 import numpy as np
 
+from ..image_files import IMAGE_EXTENSIONS, list_images
+
 #: Frame rate assumed where the source does not tell one (webcams, image folders, streams).
 DEFAULT_FPS = 30.0
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
 class FrameSource:
@@ -109,10 +109,7 @@ def open_images(folder: str) -> ImageFolderSource:
         raise FileNotFoundError(f"--images: no such folder: {folder}")
     if not root.is_dir():
         raise ValueError(f"--images: {folder} is not a folder (use --video for a video file)")
-    files = sorted(
-        (p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
-        key=_natural_key,
-    )
+    files = list_images(root)
     if not files:
         hint = f" (the frames seem to be in {root / 'img'})" if (root / "img").is_dir() else ""
         raise ValueError(
@@ -120,6 +117,3 @@ def open_images(folder: str) -> ImageFolderSource:
         )
     return ImageFolderSource(files, f"image folder {folder}")
 
-
-def _natural_key(path: Path) -> List[object]:
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]

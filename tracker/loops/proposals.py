@@ -17,7 +17,7 @@ from ..config import NanoTrackParams, SiamRPNParams
 from ..crop import crop_square, padding_value
 from ..errors import TrackerError
 from ..geometry import clip_state, context_size, hanning_window, shape_penalty, smooth_size
-from .base import State, TrackingLoop, channel_means, to_blob
+from .base import NetworkRunner, State, TrackingLoop, channel_means, to_blob
 
 Candidates = Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
@@ -33,8 +33,10 @@ class ProposalLoop(TrackingLoop):
 
     params: SiamRPNParams | NanoTrackParams
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self, params: SiamRPNParams | NanoTrackParams, runner: NetworkRunner, input_order: str
+    ) -> None:
+        super().__init__(params, runner, input_order)
         # DaSiamRPN and pysot clip the centre to [0, W] in their own coordinates, which sit
         # half a pixel apart.
         self._center_offset = 0.5 if self.params.convention == "dasiamrpn" else 0.0

@@ -10,7 +10,7 @@ import numpy as np
 from ..config import SiamFCParams
 from ..crop import crop_square, padding_value
 from ..geometry import context_size, hanning_window
-from .base import State, TrackingLoop, channel_means, to_blob
+from .base import NetworkRunner, State, TrackingLoop, channel_means, to_blob
 
 
 class SiamFCLoop(TrackingLoop):
@@ -22,8 +22,8 @@ class SiamFCLoop(TrackingLoop):
 
     params: SiamFCParams
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, params: SiamFCParams, runner: NetworkRunner, input_order: str) -> None:
+        super().__init__(params, runner, input_order)
         p = self.params
         half = (p.scale_num - 1) / 2
         self._scales = p.scale_step ** np.linspace(-half, half, p.scale_num)
@@ -74,13 +74,26 @@ class SiamFCLoop(TrackingLoop):
         factor = self._scales[scale_id]
         pixels_per_cell = p.total_stride / p.response_upsample * self._x_size * factor / p.instance_size
         center_cell = (self._upscale - 1) / 2
-        scale_change = (1 - p.scale_lr) + p.scale_lr * factor
+        scale_change = self._bounded_scale_change(
+            (1 - p.scale_lr) + p.scale_lr * factor, w, h, frame.shape[1], frame.shape[0]
+        )
         self._z_size *= scale_change
         self._x_size *= scale_change
         self._state = (
-            cx + (col - center_cell) * pixels_per_cell,
-            cy + (row - center_cell) * pixels_per_cell,
+            min(max(cx + (col - center_cell) * pixels_per_cell, 0.0), frame.shape[1]),
+            min(max(cy + (row - center_cell) * pixels_per_cell, 0.0), frame.shape[0]),
             w * scale_change,
             h * scale_change,
         )
         return self._state, score
+
+    def _bounded_scale_change(
+        self, change: float, w: float, h: float, frame_w: int, frame_h: int
+    ) -> float:
+        """``change`` limited so the target neither shrinks below ``min_size`` nor grows past
+        the frame (siamfc-pytorch has no such bound: a lost target can blow its search region
+        up, or shrink it to nothing, frame after frame). One factor for both sides keeps the
+        aspect ratio and the exemplar and search sizes in step, as the reference does."""
+        smallest = min(1.0, self.params.min_size / min(w, h))
+        largest = max(1.0, min(frame_w / w, frame_h / h))
+        return min(max(change, smallest), largest)

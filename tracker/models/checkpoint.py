@@ -1,7 +1,7 @@
 """Reading checkpoint files as their authors publish them, without executing their code.
 
 Checkpoints are untrusted input: they are unpickled with torch's ``weights_only`` mode, and
-the only extra globals allowed are the three numpy types NanoTrack's files carry in their
+the only extra globals allowed are the numpy types NanoTrack's files carry in their
 training metadata (a float64 numpy scalar). A file that asks for anything else is refused.
 """
 
@@ -20,9 +20,11 @@ from ..errors import CheckpointError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-# numpy 2 moved ``numpy.core`` to ``numpy._core``; the pickles name the old path.
+# numpy 2 moved ``numpy.core`` to ``numpy._core``: the published pickles name the old path,
+# files re-saved under numpy 2 the new one.
 _NUMPY_METADATA_GLOBALS = [
     (np._core.multiarray.scalar, "numpy.core.multiarray.scalar"),
+    np._core.multiarray.scalar,
     np.dtype,
     np.dtypes.Float64DType,
 ]

@@ -137,9 +137,36 @@ def build_model(
     model: Union[str, ModelConfig, NetworkConfig],
     device: Optional[Union[str, torch.device]] = None,
 ) -> SiameseNetwork:
-    """An eval-mode network for a model name (see ``tracker.list_models()``) or config."""
+    """An eval-mode network for a model name (see ``tracker.list_models()``) or config.
+
+    ``device``: where the weights live (``"cpu"``, ``"cuda:0"``, a ``torch.device``); raises
+    ``ValueError`` for a name torch does not know or a device this machine does not have.
+    """
     if isinstance(model, str):
         model = get_config(model)
     network_config = model.network if isinstance(model, ModelConfig) else model
     network = SiameseNetwork(network_config)
-    return network.to(device) if device is not None else network
+    return network.to(as_device(device)) if device is not None else network
+
+
+def as_device(device: Union[str, torch.device]) -> torch.device:
+    """``device`` as a ``torch.device`` that exists here (``ValueError`` naming it otherwise)."""
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(
+            f"device must be a torch device such as 'cpu' or 'cuda:0', got {device!r} ({error})"
+        ) from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (resolved.index or 0) >= count:
+            raise ValueError(
+                f"device {device!r} is not available: this machine has {count} usable CUDA "
+                "device(s) (or this torch build has no CUDA); use device='cpu'"
+            )
+    elif resolved.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"device {device!r} is not available on this machine; use 'cpu'")
+    elif resolved.type != "cpu":
+        raise ValueError(f"device {device!r} is not supported; use 'cpu', 'cuda:N' or 'mps'")
+    return resolved

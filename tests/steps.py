@@ -1,0 +1,114 @@
+"""The one-step fixtures (``steps*.csv``) as one table, and the torch backend's results on
+them, computed once per test session: the torch parity tests and the onnxruntime parity
+tests compare against the same boxes."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Dict, List, Tuple
+
+import cv2
+import numpy as np
+import torch
+
+import tracker
+from tests.conftest import shared_path
+from tests.parity import recipe_weights
+from tracker.api import Tracker
+from tracker.backends.torch_backend import TorchRunner
+from tracker.models import SiameseNetwork, build_model
+
+
+@dataclass(frozen=True)
+class Steps:
+    """A one-step fixture: its CSV under ``fixtures/``, columns, and the init box's shift to the
+    library's 0-based corners. ``one_per_sequence`` keeps each sequence's first row (slow models)."""
+
+    path: Tuple[str, ...]
+    sequence_column: str
+    frame_column: str
+    init_columns: Tuple[str, ...] = ("init_x", "init_y", "init_w", "init_h")
+    shift: float = 0.0
+    one_per_sequence: bool = False
+
+
+_MOBILEV2_STEPS = Steps(("pysot", "siamrpn_mobilev2_l234_dwxcorr", "steps.csv"), "sequence", "t")
+_DASIAMRPN_OTB_STEPS = Steps(("dasiamrpn", "dasiamrpn_otb", "steps.csv"), "sequence", "frame")
+#: The steps each model's export is checked on. Models without steps of their own use rows of a
+#: fixture whose tracker fits: dasiamrpn-vot has dasiamrpn-otb's network (with its own
+#: hyper-parameters), the ResNet-50 models track like the MobileNetV2 one.
+STEPS = {
+    "siamfc-alexnet": Steps(("siamfc", "steps.csv"), "sequence", "t",
+                            ("init_x_1based", "init_y_1based", "init_w", "init_h"), -1.0),
+    "siamrpnpp-alex": Steps(("pysot", "siamrpn_alex_dwxcorr", "steps.csv"), "sequence", "t"),
+    "siamrpnpp-mobilenetv2": _MOBILEV2_STEPS,
+    "siamrpnpp-r50": replace(_MOBILEV2_STEPS, one_per_sequence=True),
+    "siamrpnpp-r50-otb": replace(_MOBILEV2_STEPS, one_per_sequence=True),
+    "dasiamrpn-otb": _DASIAMRPN_OTB_STEPS,
+    "dasiamrpn-vot": _DASIAMRPN_OTB_STEPS,
+    "dasiamrpn-big": Steps(("dasiamrpn", "dasiamrpn_big", "steps.csv"), "sequence", "frame"),
+    **{f"nanotrack-v{v}": Steps(("nanotrack", f"steps_v{v}.csv"), "seq", "frame") for v in (1, 2, 3)},
+}
+#: Weights under the shared folder: a checkpoint, or a DaSiamRPN recipe folder. The ResNet-50
+#: models have neither and run with seeded untrained weights.
+WEIGHTS = {
+    "siamfc-alexnet": ("fixtures", "siamfc", "checkpoint.pth"),
+    "siamrpnpp-alex": ("fixtures", "pysot", "siamrpn_alex_dwxcorr", "checkpoint.pth"),
+    "siamrpnpp-mobilenetv2": ("fixtures", "pysot", "siamrpn_mobilev2_l234_dwxcorr", "checkpoint.pth"),
+    "dasiamrpn-otb": ("fixtures", "dasiamrpn", "dasiamrpn_otb"),
+    "dasiamrpn-vot": ("fixtures", "dasiamrpn", "dasiamrpn_otb"),
+    "dasiamrpn-big": ("fixtures", "dasiamrpn", "dasiamrpn_big"),
+    **{f"nanotrack-v{v}": ("weights", "nanotrack", f"nanotrackv{v}.pth") for v in (1, 2, 3)},
+}
+
+
+def network_for(name: str) -> SiameseNetwork:
+    """The torch network with the weights of :data:`WEIGHTS` (seeded untrained otherwise)."""
+    torch.manual_seed(0)
+    network = build_model(name)
+    if name not in WEIGHTS:
+        return network
+    source = shared_path(*WEIGHTS[name])
+    return network.load_weights(recipe_weights(source) if source.is_dir() else source)
+
+
+@lru_cache(maxsize=None)
+def step_frame(sequence: str, number: int) -> np.ndarray:
+    return cv2.imread(str(shared_path("data", "otb", sequence, "img", f"{number:04d}.jpg")))
+
+
+def step_rows(name: str) -> List[Dict[str, str]]:
+    """The fixture rows ``name`` is checked on, in file order."""
+    steps = STEPS[name]
+    with open(shared_path("fixtures", *steps.path), newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if steps.one_per_sequence:
+        first: Dict[str, Dict[str, str]] = {}
+        for row in rows:
+            first.setdefault(row[steps.sequence_column], row)
+        rows = list(first.values())
+    return rows
+
+
+def step_results(trk: Tracker, name: str) -> Tuple[np.ndarray, np.ndarray]:
+    """Boxes (library convention) and scores of ``trk`` on every row: ``init`` on frame t-1
+    with the row's box, one ``update`` on frame t."""
+    steps = STEPS[name]
+    boxes, scores = [], []
+    for row in step_rows(name):
+        t = int(row[steps.frame_column])
+        x, y, w, h = (float(row[c]) for c in steps.init_columns)
+        sequence = row[steps.sequence_column]
+        trk.init(step_frame(sequence, t - 1), (x + steps.shift, y + steps.shift, w, h))
+        result = trk.update(step_frame(sequence, t))
+        boxes.append(result.box)
+        scores.append(result.score)
+    return np.array(boxes), np.array(scores)
+
+
+@lru_cache(maxsize=None)
+def torch_step_results(name: str) -> Tuple[np.ndarray, np.ndarray]:
+    """:func:`step_results` of the torch backend with :func:`network_for`'s weights."""
+    return step_results(Tracker(tracker.get_config(name), TorchRunner(network_for(name))), name)
