@@ -129,9 +129,10 @@ def test_backbone_rejects_unknown_width():
 
 
 
-def test_the_traced_search_branch_gives_the_eager_outputs_bit_for_bit(monkeypatch):
-    """NanoTrack's torch backend runs a ``torch.jit.trace`` graph per input shape; it must be
-    the same computation, and a failure to trace must leave the eager network in charge."""
+def test_the_traced_search_branch_gives_the_eager_outputs(monkeypatch):
+    """NanoTrack's torch backend runs a channels-last ``torch.jit.trace`` graph per input
+    shape; it must be the same computation up to float rounding, and a failure to trace must
+    leave the eager network in charge (bit for bit)."""
     from tracker.backends import torch_backend
 
     network = build_model("nanotrack-v2").load_weights(
@@ -148,7 +149,7 @@ def test_the_traced_search_branch_gives_the_eager_outputs_bit_for_bit(monkeypatc
         outputs = runner.track(kernel, search)
         assert list(outputs) == ["cls", "loc"]
         for name, value in outputs.items():
-            np.testing.assert_array_equal(value, reference[name].numpy())
+            np.testing.assert_allclose(value, reference[name].numpy(), rtol=1e-5, atol=1e-5)
     assert len(runner._traced) == 2 and all(runner._traced.values())
 
     def refuse(*args, **kwargs):

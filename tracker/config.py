@@ -29,9 +29,10 @@ class NetworkConfig:
     ``load_weights`` speak the published layout. ``apply_neck=False`` keeps a neck's
     parameters (they are in the checkpoint) without running it, as NanoTrack does.
     ``input_order`` is the channel order the network was trained on. ``fast_inference``: the
-    torch backend records the search branch with ``torch.jit.trace`` and runs that graph
-    (same operators, bit-identical outputs, less per-operator overhead: worth it for small
-    networks such as NanoTrack's; the large ones spend their time in the convolutions).
+    torch backend records the search branch with ``torch.jit.trace`` on a channels-last copy
+    and runs that graph (same operators up to float rounding, less per-operator overhead:
+    worth it for small networks such as NanoTrack's; the large ones spend their time in the
+    convolutions).
     """
 
     backbone: str

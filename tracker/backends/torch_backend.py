@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 import warnings
 from typing import Dict, List, Optional, Tuple, Union
@@ -31,10 +32,12 @@ class TorchRunner:
     """Numpy-facing wrapper around a network; holds no per-target state.
 
     With ``fast_inference`` in the network's config the search branch runs as a graph
-    recorded by ``torch.jit.trace`` for each input shape it meets: the same operators on the
-    same values (bit-identical outputs) without eager mode's per-operator overhead, which
-    dominates small networks (NanoTrack v2: 20 -> 13.5 ms per search on 2 threads). Where
-    tracing fails the eager network runs. Kernels stay torch tensors on the network's device.
+    recorded by ``torch.jit.trace`` for each input shape it meets, on a channels-last copy of
+    the network: the same operators without eager mode's per-operator overhead and without
+    oneDNN's layout conversions around every convolution, which dominate small networks
+    (NanoTrack v2 on 2 threads: 20 ms eager, 14 traced, 11 traced channels-last). Outputs
+    differ from eager ones by float rounding only (about 1e-6 relative). Where tracing fails
+    the eager network runs. Kernels stay torch tensors on the network's device.
     """
 
     def __init__(self, network: SiameseNetwork) -> None:
@@ -45,6 +48,7 @@ class TorchRunner:
             {} if network.config.fast_inference else None
         )
         self._output_names: List[str] = []
+        self._channels_last: Optional[SiameseNetwork] = None
         self._trace_lock = threading.Lock()
 
     def template(self, z: np.ndarray) -> Kernel:
@@ -58,7 +62,8 @@ class TorchRunner:
             if graph is None:
                 outputs = self.network.track(kernel, search)
             else:
-                outputs = dict(zip(self._output_names, graph(search, *kernel)))
+                inputs = (_channels_last(t) for t in (search, *kernel))
+                outputs = dict(zip(self._output_names, graph(*inputs)))
         return {name: value.cpu().numpy() for name, value in outputs.items()}
 
     def _graph_for(self, kernel: Kernel, search: torch.Tensor) -> Optional[torch.jit.ScriptModule]:
@@ -69,8 +74,16 @@ class TorchRunner:
         with self._trace_lock:
             if shapes not in self._traced:
                 self._output_names = list(self.network.track(kernel, search))
-                self._traced[shapes] = _trace(_SearchBranch(self.network), (search, *kernel))
+                if self._channels_last is None:
+                    self._channels_last = copy.deepcopy(self.network).to(
+                        memory_format=torch.channels_last)
+                inputs = tuple(_channels_last(t) for t in (search, *kernel))
+                self._traced[shapes] = _trace(_SearchBranch(self._channels_last), inputs)
         return self._traced[shapes]
+
+
+def _channels_last(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.contiguous(memory_format=torch.channels_last) if tensor.dim() == 4 else tensor
 
 
 def _trace(
