@@ -53,7 +53,9 @@ class TorchRunner:
 
     def template(self, z: np.ndarray) -> Kernel:
         with torch.inference_mode():
-            return self.network.template(torch.from_numpy(z).to(self.device))
+            kernel = self.network.template(torch.from_numpy(z).to(self.device))
+        # Converted here once per target, not on every search.
+        return tuple(_channels_last(k) for k in kernel) if self._traced is not None else kernel
 
     def track(self, kernel: Kernel, x: np.ndarray) -> Dict[str, np.ndarray]:
         search = torch.from_numpy(x).to(self.device)
@@ -62,8 +64,7 @@ class TorchRunner:
             if graph is None:
                 outputs = self.network.track(kernel, search)
             else:
-                inputs = (_channels_last(t) for t in (search, *kernel))
-                outputs = dict(zip(self._output_names, graph(*inputs)))
+                outputs = dict(zip(self._output_names, graph(_channels_last(search), *kernel)))
         return {name: value.cpu().numpy() for name, value in outputs.items()}
 
     def _graph_for(self, kernel: Kernel, search: torch.Tensor) -> Optional[torch.jit.ScriptModule]:
@@ -77,7 +78,7 @@ class TorchRunner:
                 if self._channels_last is None:
                     self._channels_last = copy.deepcopy(self.network).to(
                         memory_format=torch.channels_last)
-                inputs = tuple(_channels_last(t) for t in (search, *kernel))
+                inputs = (_channels_last(search), *kernel)
                 self._traced[shapes] = _trace(_SearchBranch(self._channels_last), inputs)
         return self._traced[shapes]
 
