@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Dict, List, Tuple
+from typing import Dict, List, NamedTuple, Tuple
 
 import cv2
 import numpy as np
@@ -92,23 +92,30 @@ def step_rows(name: str) -> List[Dict[str, str]]:
     return rows
 
 
-def step_results(trk: Tracker, name: str) -> Tuple[np.ndarray, np.ndarray]:
-    """Boxes (library convention) and scores of ``trk`` on every row: ``init`` on frame t-1
-    with the row's box, one ``update`` on frame t."""
+class StepResults(NamedTuple):
+    boxes: np.ndarray  # library convention
+    scores: np.ndarray
+    search_sizes: np.ndarray  # the search crop size the loop chose at init
+
+
+def step_results(trk: Tracker, name: str) -> StepResults:
+    """``trk`` on every row: ``init`` on frame t-1 with the row's box, one ``update`` on
+    frame t."""
     steps = STEPS[name]
-    boxes, scores = [], []
+    boxes, scores, search_sizes = [], [], []
     for row in step_rows(name):
         t = int(row[steps.frame_column])
         x, y, w, h = (float(row[c]) for c in steps.init_columns)
         sequence = row[steps.sequence_column]
         trk.init(step_frame(sequence, t - 1), (x + steps.shift, y + steps.shift, w, h))
+        search_sizes.append(getattr(trk._loop, "_search", 0))
         result = trk.update(step_frame(sequence, t))
         boxes.append(result.box)
         scores.append(result.score)
-    return np.array(boxes), np.array(scores)
+    return StepResults(np.array(boxes), np.array(scores), np.array(search_sizes))
 
 
 @lru_cache(maxsize=None)
-def torch_step_results(name: str) -> Tuple[np.ndarray, np.ndarray]:
+def torch_step_results(name: str) -> StepResults:
     """:func:`step_results` of the torch backend with :func:`network_for`'s weights."""
     return step_results(Tracker(tracker.get_config(name), TorchRunner(network_for(name))), name)

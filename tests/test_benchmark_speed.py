@@ -14,6 +14,7 @@ import os
 import shlex
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnx
 import pytest
@@ -71,7 +72,14 @@ def _hand_counted_flops(name):
     return total
 
 
-def test_json_report_holds_every_number(monkeypatch):
+@pytest.fixture
+def small_matmul(monkeypatch):
+    """The machine's limit from a small product: these tests check arithmetic, not the limit."""
+    monkeypatch.setattr(speed, "matmul_gflops",
+                        functools.partial(speed.matmul_gflops, size=256, repeats=2))
+
+
+def test_json_report_holds_every_number(monkeypatch, small_matmul):
     monkeypatch.setenv("TRACKER_WEIGHTS", str(shared_path("weights", "nanotrack")))
     code, out, err = _cli("speed", "--model", "nanotrack-v2", "--frames", "15", "--threads", "1",
                           "--json")
@@ -107,7 +115,7 @@ def test_machine_limit_uses_libraries_whose_thread_count_is_set():
     assert all(rate > 1 for rate in rates.values())
 
 
-def test_text_report_and_untrained_models(monkeypatch, tmp_path):
+def test_text_report_and_untrained_models(monkeypatch, tmp_path, small_matmul):
     monkeypatch.setenv("TRACKER_WEIGHTS", str(tmp_path))
     monkeypatch.setenv("TRACKER_CACHE", str(tmp_path))
     code, out, err = _cli("speed", "--model", "siamfc-alexnet", "--frames", "2", "--threads", "1",
@@ -133,6 +141,25 @@ def test_generated_clip_when_the_shared_one_is_absent(monkeypatch, tmp_path):
     assert all(m > 0 for m in moved)
 
 
+def test_all_frames_times_the_whole_clip(tmp_path, monkeypatch, small_matmul):
+    """``--frames all`` times every frame after the warm-up and the init frame."""
+    path = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (640, 360))
+    frames, box = speed.generated_clip(23)
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    x, y, w, h = box
+    path.with_suffix(".txt").write_text(f"{x + 1},{y + 1},{w},{h}\n")
+    monkeypatch.setenv("TRACKER_WEIGHTS", str(tmp_path))
+    code, out, err = _cli("speed", "--model", "nanotrack-v1", "--untrained", "--clip", path,
+                          "--frames", "all", "--threads", "1", "--no-baseline", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["frames"] == 23 - speed.WARMUP_FRAMES - 1
+    assert [t["frames"] for t in report["timings"]] == [report["frames"]]
+
+
 @pytest.mark.parametrize(
     "args,message",
     [
@@ -141,6 +168,7 @@ def test_generated_clip_when_the_shared_one_is_absent(monkeypatch, tmp_path):
         (["--threads", "two"], "--threads must be comma-separated integers"),
         (["--backend", "tensorrt"], "--backend must be among torch, onnxruntime"),
         (["--frames", "0"], "--frames must be at least 1"),
+        (["--frames", "ten"], "--frames must be a positive integer or 'all', got 'ten'"),
         (["--clip", "missing.mp4"], "--clip: no such video"),
     ],
 )
@@ -222,13 +250,6 @@ def test_readme_states_the_command_that_regenerates_it(tmp_path, monkeypatch, re
     assert stated.otb == Path(os.path.relpath(shared_path("data", "otb")))
     assert calls[1][calls[1].index("--frames") + 1] == "7"
     assert readme.command_line(stated, stated.otb) == command
-
-
-@pytest.fixture
-def small_matmul(monkeypatch):
-    """The machine's limit from a small product: these tests check arithmetic, not the limit."""
-    monkeypatch.setattr(speed, "matmul_gflops",
-                        functools.partial(speed.matmul_gflops, size=256, repeats=2))
 
 
 def test_a_row_per_model_backend_and_threads_against_the_same_threads_baseline(

@@ -55,8 +55,8 @@ def _exported(name, root):
 @pytest.mark.parametrize("name", sorted(STEPS))
 def test_exported_steps_match_torch(name, export_root):
     _, folder = _exported(name, str(export_root))
-    torch_boxes, _ = torch_step_results(name)
-    onnx_boxes, _ = step_results(tracker.build_tracker(name, backend="onnxruntime", weights=folder), name)
+    torch_boxes = torch_step_results(name).boxes
+    onnx_boxes = step_results(tracker.build_tracker(name, backend="onnxruntime", weights=folder), name).boxes
     assert len(torch_boxes) == (6 if STEPS[name].one_per_sequence else 83)
     np.testing.assert_allclose(onnx_boxes, torch_boxes, atol=0.05, rtol=0)
 
@@ -104,8 +104,8 @@ def test_exported_network_outputs_match_torch(name, export_root):
 def test_published_nanotrack_graphs_match_torch(version, monkeypatch):
     monkeypatch.setenv("TRACKER_WEIGHTS", str(shared_path("weights", "nanotrack")))
     name = f"nanotrack-v{version}"
-    torch_boxes = step_results(tracker.build_tracker(name), name)[0]
-    onnx_boxes = step_results(tracker.build_tracker(name, backend="onnxruntime"), name)[0]
+    torch_boxes = step_results(tracker.build_tracker(name), name).boxes
+    onnx_boxes = step_results(tracker.build_tracker(name, backend="onnxruntime"), name).boxes
     np.testing.assert_allclose(onnx_boxes, torch_boxes, atol=0.05, rtol=0)
 
 

@@ -81,8 +81,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--backend", default="torch",
                         help="comma-separated backends: torch, onnxruntime (default torch)")
     parser.add_argument("--threads", default="2", help="comma-separated thread counts (default 2)")
-    parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES,
-                        help=f"frames timed after the warm-up (default {DEFAULT_FRAMES})")
+    parser.add_argument("--frames", default=str(DEFAULT_FRAMES), metavar="N|all",
+                        help=f"frames timed after the warm-up, or 'all' for the whole clip "
+                             f"(decoded into memory: about 2 GB for airplane-1; default {DEFAULT_FRAMES})")
     parser.add_argument("--clip", type=Path, default=None,
                         help="video to time on, with a .txt of 1-based x,y,w,h boxes beside it "
                              "(default: the shared airplane-1 clip, else a generated clip)")
@@ -109,6 +110,19 @@ def _int_list(text: str, name: str) -> List[int]:
     return values
 
 
+def _frame_count(text: str) -> Optional[int]:
+    """``--frames``: a positive count, or ``None`` for 'all'."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        count = int(text)
+    except ValueError:
+        raise ValueError(f"--frames must be a positive integer or 'all', got {text!r}") from None
+    if count < 1:
+        raise ValueError(f"--frames must be at least 1, got {text}")
+    return count
+
+
 def run(args: argparse.Namespace) -> int:
     models = args.models or ["nanotrack-v2"]
     for name in models:
@@ -120,9 +134,8 @@ def run(args: argparse.Namespace) -> int:
         if backend not in api.BACKENDS:
             raise ValueError(f"--backend must be among {', '.join(api.BACKENDS)}, got {backend!r}")
     threads = _int_list(args.threads, "--threads")
-    if args.frames < 1:
-        raise ValueError(f"--frames must be at least 1, got {args.frames}")
-    clip, frames, box = load_clip(args.clip, args.frames + WARMUP_FRAMES + 1)
+    timed = _frame_count(args.frames)
+    clip, frames, box = load_clip(args.clip, None if timed is None else timed + WARMUP_FRAMES + 1)
     report = SpeedReport(clip=clip, frames=len(frames) - WARMUP_FRAMES - 1)
     for count in threads:
         report.matmul_gflops[count] = matmul_gflops(count)
@@ -431,11 +444,13 @@ def shared_dir() -> Path:
     return Path(os.environ.get("TRACKER_SHARED", default))
 
 
-def load_clip(path: Optional[Path], count: int) -> Tuple[str, List[np.ndarray], Box]:
-    """``count`` frames of a clip in memory, and its first box (0-based corner convention)."""
+def load_clip(path: Optional[Path], count: Optional[int]) -> Tuple[str, List[np.ndarray], Box]:
+    """``count`` frames (``None``: all) of a clip in memory, and its first box (0-based corner
+    convention). Without a clip, a generated one (``DEFAULT_FRAMES`` frames for ``None``)."""
     if path is None:
         shared = shared_dir() / "data" / "clips" / f"{CLIP_NAME}.mp4"
         if not shared.is_file():
+            count = count or DEFAULT_FRAMES + WARMUP_FRAMES + 1
             frames, box = generated_clip(count)
             return f"generated ({count} frames, 640x360)", frames, box
         path = shared
