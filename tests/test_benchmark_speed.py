@@ -152,12 +152,17 @@ def test_all_frames_times_the_whole_clip(tmp_path, monkeypatch, small_matmul):
     x, y, w, h = box
     path.with_suffix(".txt").write_text(f"{x + 1},{y + 1},{w},{h}\n")
     monkeypatch.setenv("TRACKER_WEIGHTS", str(tmp_path))
-    code, out, err = _cli("speed", "--model", "nanotrack-v1", "--untrained", "--clip", path,
-                          "--frames", "all", "--threads", "1", "--no-baseline", "--json")
-    assert code == 0, err
-    report = json.loads(out)
-    assert report["frames"] == 23 - speed.WARMUP_FRAMES - 1
-    assert [t["frames"] for t in report["timings"]] == [report["frames"]]
+    # A default shorter than the clip, so that 'all' and the default give different counts.
+    monkeypatch.setattr(speed, "DEFAULT_FRAMES", 4)
+    counts = {}
+    for frames in (["--frames", "all"], []):
+        code, out, err = _cli("speed", "--model", "nanotrack-v1", "--untrained", "--clip", path,
+                              *frames, "--threads", "1", "--no-baseline", "--json")
+        assert code == 0, err
+        report = json.loads(out)
+        assert [t["frames"] for t in report["timings"]] == [report["frames"]]
+        counts[" ".join(frames) or "default"] = report["frames"]
+    assert counts == {"--frames all": 23 - speed.WARMUP_FRAMES - 1, "default": 4}
 
 
 @pytest.mark.parametrize(
