@@ -23,6 +23,7 @@ from tracker import CheckpointError, WeightsNotFoundError, clips
 from tracker.backends import onnx_backend
 from tracker.export import build_parser, compare_int8, export_model, main as export_main
 from tracker.models import build_model
+from tracker.weights import resolve_weights
 
 FIXTURES = ("fixtures",)
 
@@ -107,6 +108,26 @@ def test_published_nanotrack_graphs_match_torch(version, monkeypatch):
     torch_boxes = step_results(tracker.build_tracker(name), name).boxes
     onnx_boxes = step_results(tracker.build_tracker(name, backend="onnxruntime"), name).boxes
     np.testing.assert_allclose(onnx_boxes, torch_boxes, atol=0.05, rtol=0)
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_joined_published_graphs_give_the_reference_onnx_outputs(version, monkeypatch):
+    """Backbone and head joined into one search graph: the outputs the reference recorded
+    from the two published graphs run one after the other (``*_onnx`` in net_v*.npz)."""
+    monkeypatch.setenv("TRACKER_WEIGHTS", str(shared_path("weights", "nanotrack")))
+    runner = onnx_backend.load_runner(tracker.get_config(f"nanotrack-v{version}"))
+    search = onnx.load_from_string(onnx_backend.search_graph_of_pair(
+        *(resolve_weights(f"nanotrack-v{version}", part)
+          for part in ("onnx_backbone", "onnx_head"))))
+    assert [i.name for i in search.graph.input] == ["x", "kernel_0"]
+    assert [o.name for o in search.graph.output] == ["cls", "loc"]
+    recorded = np.load(shared_path(*FIXTURES, *NET_CROPS[f"nanotrack-v{version}"]))
+    for pair, (z, x) in enumerate(zip(recorded["z"], recorded["x"])):
+        (kernel,) = runner.template(z[None])
+        assert_outputs_close(kernel[0], recorded["zf_onnx"][pair], f"zf, pair {pair}")
+        outputs = runner.track((kernel,), x[None])
+        for key in ("cls", "loc"):
+            assert_outputs_close(outputs[key][0], recorded[f"{key}_onnx"][pair], f"{key}, pair {pair}")
 
 
 def test_export_cli_writes_checked_graphs_and_sidecar(tmp_path, capsys):

@@ -7,7 +7,8 @@ Two layouts are understood:
   search graph (search crops + kernel tensors -> head outputs);
 * NanoTrack's published pair of graphs, a backbone and a head (``weights=None`` finds them
   through the weights manifest). The backbone is published with a fixed 255x255 input; a copy
-  with free spatial sizes (nodes and weights untouched) serves the 127x127 exemplar.
+  with free spatial sizes (nodes and weights untouched) serves the 127x127 exemplar, and the
+  backbone joined to the head serves the searches, so both layouts run as an export does.
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ def session(
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.inter_op_num_threads = 1
-    # Idle pool threads would otherwise spin between runs and steal the cores that the
-    # crop and decoding steps of the same frame need (long tails on small machines).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Pool threads spin between the operators of a run instead of sleeping: waking a sleeping
+    # thread for each of a small graph's operators cost more than the second thread gained.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1")
     if threads is not None:
         if threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
@@ -75,31 +76,6 @@ class ExportedRunner:
         feeds = dict(zip(self._kernel_names, kernel))
         feeds[self._x_name] = x
         return dict(zip(self._output_names, self._search.run(self._output_names, feeds)))
-
-
-class BackboneHeadRunner:
-    """NanoTrack's published graphs: backbone (any crop) then head (template, search features)."""
-
-    def __init__(
-        self, template_backbone: ort.InferenceSession, search_backbone: ort.InferenceSession,
-        head: ort.InferenceSession,
-    ) -> None:
-        self._template_backbone = template_backbone
-        self._search_backbone = search_backbone
-        self._head = head
-        self._image_name = search_backbone.get_inputs()[0].name
-        self._template_feature, self._search_feature = (i.name for i in head.get_inputs())
-        self._outputs = [o.name for o in head.get_outputs()]
-
-    def template(self, z: np.ndarray) -> Kernel:
-        return (self._template_backbone.run(None, {self._image_name: z})[0],)
-
-    def track(self, kernel: Kernel, x: np.ndarray) -> Dict[str, np.ndarray]:
-        features = self._search_backbone.run(None, {self._image_name: x})[0]
-        cls, loc = self._head.run(
-            self._outputs, {self._template_feature: kernel[0], self._search_feature: features}
-        )
-        return {"cls": cls, "loc": loc}
 
 
 def free_spatial_dims(path: Union[str, "os.PathLike[str]"]) -> bytes:
@@ -165,11 +141,45 @@ def load_exported(
     return ExportedRunner(*graphs)
 
 
-def load_published_nanotrack(config: ModelConfig, threads: Optional[int] = None) -> BackboneHeadRunner:
+def search_graph_of_pair(
+    backbone: Union[str, "os.PathLike[str]"], head: Union[str, "os.PathLike[str]"]
+) -> bytes:
+    """NanoTrack's published backbone and head joined into one search graph, named like an
+    export's (inputs ``x``, ``kernel_0``; outputs ``cls``, ``loc``).
+
+    One graph means one session, so one thread pool per search: two sessions run back to back
+    leave each other's pool threads spinning on the cores the other one needs.
+    """
+    import onnx
+    import onnx.compose
+
+    first, second = onnx.load(os.fspath(backbone)), onnx.load(os.fspath(head))
+    (image,), (features,) = first.graph.input, first.graph.output
+    template_features, search_features = second.graph.input
+    merged = onnx.compose.merge_models(
+        first, second, io_map=[(features.name, search_features.name)],
+        prefix1="backbone/", prefix2="head/",
+    )
+    cls, loc = (f"head/{o.name}" for o in second.graph.output)
+    names = {f"backbone/{image.name}": "x", f"head/{template_features.name}": "kernel_0",
+             cls: "cls", loc: "loc"}
+    graph = merged.graph
+    for value in list(graph.input) + list(graph.output):
+        value.name = names.get(value.name, value.name)
+    for node in graph.node:
+        node.input[:] = [names.get(n, n) for n in node.input]
+        node.output[:] = [names.get(n, n) for n in node.output]
+    return merged.SerializeToString()
+
+
+def load_published_nanotrack(config: ModelConfig, threads: Optional[int] = None) -> ExportedRunner:
+    """NanoTrack's published ONNX pair: the backbone (free spatial size) makes the kernel from
+    the exemplar; backbone and head joined run every search."""
     backbone = resolve_weights(config.name, "onnx_backbone")
     head = resolve_weights(config.name, "onnx_head")
-    return BackboneHeadRunner(
-        session(free_spatial_dims(backbone), threads), session(backbone, threads), session(head, threads)
+    return ExportedRunner(
+        session(free_spatial_dims(backbone), threads),
+        session(search_graph_of_pair(backbone, head), threads),
     )
 
 
@@ -177,7 +187,7 @@ def load_runner(
     config: ModelConfig,
     weights: Optional[Union[str, "os.PathLike[str]"]] = None,
     threads: Optional[int] = None,
-) -> Union[ExportedRunner, BackboneHeadRunner]:
+) -> ExportedRunner:
     """An onnxruntime runner for ``config``.
 
     ``weights``: an export folder (or its ``model.json``). ``None``: NanoTrack uses its
