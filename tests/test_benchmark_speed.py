@@ -208,6 +208,10 @@ def _fake_steps(monkeypatch):
     return real_main, calls
 
 
+def _models(argv):
+    return [argv[i + 1] for i, a in enumerate(argv) if a == "--model"]
+
+
 @pytest.fixture
 def readme_page(tmp_path):
     page = tmp_path / "README.md"
@@ -227,10 +231,15 @@ def test_readme_section_is_replaced_between_its_markers(tmp_path, monkeypatch, r
     assert "old numbers" not in text
     assert "| accuracy table |" in text and "| speed table |" in text
     assert "| export table |" in text
-    accuracy, timing, int8 = calls
-    assert [accuracy[i + 1] for i, a in enumerate(accuracy) if a == "--model"] == [
-        "nanotrack-v1", "nanotrack-v2", "nanotrack-v3"]
-    assert "--untrained" in timing and timing.count("--model") == 11
+    accuracy, realtime, large, int8 = calls
+    nanotracks = ["nanotrack-v1", "nanotrack-v2", "nanotrack-v3"]
+    assert _models(accuracy) == nanotracks
+    # The real-time models and cv2.TrackerNano apart from the large ones, which slow them.
+    assert _models(realtime) == nanotracks and "--no-baseline" not in realtime
+    assert len(_models(large)) == 8 and not set(_models(large)) & set(nanotracks)
+    assert "--no-baseline" in large
+    assert all("--untrained" in timing for timing in (realtime, large))
+    assert text.count("| speed table |") == 2
     assert int8[:3] == ["export", "--model", "nanotrack-v2"]
     assert int8[int8.index("--evaluate") + 1] == accuracy[accuracy.index("--root") + 1]
     assert int8[int8.index("--calibration") + 1].endswith("airplane-1.mp4")
@@ -244,16 +253,17 @@ def test_readme_states_the_command_that_regenerates_it(tmp_path, monkeypatch, re
     monkeypatch.setenv("TRACKER_WEIGHTS", str(shared_path("weights", "nanotrack")))
     real_main, calls = _fake_steps(monkeypatch)
     argv = ["readme", "--readme", str(readme_page), "--reports", str(tmp_path / "r"),
-            "--frames", "7"]
+            "--frames", "7", "--realtime-frames", "9"]
     assert real_main(argv) == 0
     command = readme_page.read_text().split("Regenerate this section with `")[1].split("`")[0]
     words = shlex.split(command)
     assert words[:4] == ["python", "-m", "tracker.benchmark", "readme"]
     stated = build_parser().parse_args(words[3:])
     given = build_parser().parse_args(argv)
-    assert (stated.readme, stated.reports, stated.frames) == (given.readme, given.reports, 7)
+    assert (stated.readme, stated.reports, stated.frames, stated.realtime_frames) == (
+        given.readme, given.reports, 7, 9)
     assert stated.otb == Path(os.path.relpath(shared_path("data", "otb")))
-    assert calls[1][calls[1].index("--frames") + 1] == "7"
+    assert [calls[i][calls[i].index("--frames") + 1] for i in (1, 2)] == ["9", "7"]
     assert readme.command_line(stated, stated.otb) == command
 
 
