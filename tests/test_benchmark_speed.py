@@ -321,6 +321,19 @@ def test_text_and_markdown_tables_show_the_same_columns_each_fitting_its_widest_
     assert [c.strip() for c in markdown[3].strip("|").split("|")] == speed.table_rows(report)[1]
 
 
+def test_a_run_without_the_baseline_has_no_baseline_column():
+    report = _report_with_a_long_label()
+    del report.timings[1]
+    for timing in report.timings:
+        timing.vs_baseline = None
+    assert speed.table_header(report) == speed.TABLE_HEADER[:-1]
+    assert [len(row) for row in speed.table_rows(report)] == [len(speed.TABLE_HEADER) - 1]
+    for text in (speed.format_report(report), speed.format_markdown(report, "cmd")):
+        assert "cv2.TrackerNano" not in text
+    with_baseline = speed.format_markdown(_report_with_a_long_label(), "cmd")
+    assert with_baseline.count("vs cv2.TrackerNano") == 2 and speed.BASELINE_NOTE in with_baseline
+
+
 def test_graph_flops_count_every_multiply_add_operator(tmp_path):
     """Conv (grouped), ConvTranspose, MatMul (batched) and Gemm (transposed A), by hand."""
     value = functools.partial(helper.make_tensor_value_info, elem_type=TensorProto.FLOAT)
