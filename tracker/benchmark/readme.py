@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         ]
     parts += [
         f"Regenerate this section with `{command_line(args, otb)}` (with `TRACKER_WEIGHTS` "
-        "pointing at the weights; 7 to 15 minutes on 2 cores).",
+        "pointing at the weights; 6 to 15 minutes on 2 cores).",
         END,
     ]
     before, rest = text.split(START, 1)
