@@ -4,9 +4,10 @@ Runs ``accuracy`` on an OTB-layout folder (the shared sequences by default) for 
 whose weights are present, ``speed`` for every model on both backends (models without
 weights here are timed with untrained weights: a network's cost does not depend on its
 values; the real-time NanoTrack models and ``cv2.TrackerNano`` in a run of their own, longer
-and apart from the large models, whose load in the same process slows the small ones) and, when NanoTrack v2's weights are present, ``python -m tracker.export --int8`` for
-it (speed gain and accuracy cost of the int8 search graph on the same folder); then replaces
-the text between the section markers of the README, ending with the command that regenerates it.
+and apart from the large models, whose load in the same process slows the small ones) and,
+when NanoTrack v2's weights are present, ``python -m tracker.export --int8`` for it (speed
+gain and accuracy cost of the int8 search graph on the same folder); then replaces the text
+between the section markers of the README, ending with the command that regenerates it.
 """
 
 from __future__ import annotations
