@@ -4,9 +4,13 @@ tests compare against the same boxes."""
 
 from __future__ import annotations
 
+import atexit
 import csv
+import shutil
+import tempfile
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from pathlib import Path
 from typing import Dict, List, NamedTuple, Tuple
 
 import cv2
@@ -119,3 +123,24 @@ def step_results(trk: Tracker, name: str) -> StepResults:
 def torch_step_results(name: str) -> StepResults:
     """:func:`step_results` of the torch backend with :func:`network_for`'s weights."""
     return step_results(Tracker(tracker.get_config(name), TorchRunner(network_for(name))), name)
+
+
+_EXPORT_ROOT: List[Path] = []
+
+
+def exported(name: str) -> Path:
+    """The export folder of :func:`network_for`'s network, written once per test session into
+    a temporary folder (the contract and the ONNX parity tests share it)."""
+    if not _EXPORT_ROOT:
+        _EXPORT_ROOT.append(Path(tempfile.mkdtemp(prefix="tracker-exports-")))
+        atexit.register(shutil.rmtree, _EXPORT_ROOT[0], True)
+    return _export_once(name, _EXPORT_ROOT[0])
+
+
+@lru_cache(maxsize=None)
+def _export_once(name: str, root: Path) -> Path:
+    from tracker.export import export_model
+
+    folder = root / name
+    export_model(tracker.get_config(name), network_for(name), folder)
+    return folder
