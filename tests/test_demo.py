@@ -33,7 +33,7 @@ from tracker.demo.overlay import (
     LOST_COLOR, TEXT_COLOR, TRACKING_COLOR, FrameStatus, annotate, box_corners, draw_text,
 )
 from tracker.demo.session import Recorder, run
-from tracker.demo.sources import open_images
+from tracker.demo.sources import FrameSource, open_images
 
 CLIP_FRAMES = 300
 MODEL = "nanotrack-v2"
@@ -740,3 +740,31 @@ def test_window_shows_the_tracked_box_and_quits_on_a_key(clip, tmp_path):
     middle = slice(60, 300)  # below the status panel, above the keys line
     difference = np.abs(shot[middle].astype(int) - frame[middle].astype(int))
     assert np.median(difference) <= 2
+
+
+class _ShortSource(FrameSource):
+    """A source whose container announces ``announced`` frames but gives ``given``."""
+
+    def __init__(self, announced: int, given: int) -> None:
+        super().__init__("video short.mp4", 10.0, announced)
+        self._left = given
+
+    def read(self) -> Optional[np.ndarray]:
+        if self._left == 0:
+            return None
+        self._left -= 1
+        return np.zeros((20, 30, 3), np.uint8)
+
+
+@pytest.mark.parametrize("announced, given, max_frames, expected", [
+    (10, 4, None, 10), (4, 4, None, None), (10, 10, 3, None), (0, 4, None, None)])
+def test_a_video_ending_before_its_frame_count_is_reported(announced, given, max_frames, expected,
+                                                           tmp_path):
+    source = _ShortSource(announced, given)
+    recorder = Recorder(None, None, (30, 20), source.fps)
+    summary = run(_ScriptedTracker([False] * 10), source, source.read(), (1.0, 2.0, 5.0, 6.0),
+                  window=None, recorder=recorder, max_frames=max_frames)
+    assert summary.expected_frames == expected
+    warning = f"warning: video ended after {summary.frames} of {announced} frames: truncated or corrupt"
+    assert (warning in summary.lines()) == (expected is not None)
+    assert cli.ENDED_EARLY_EXIT == 3 and "3 the video ended before" in cli.EXAMPLES

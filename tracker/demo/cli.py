@@ -30,6 +30,8 @@ BACKEND_ARTIFACTS = {"torch": ("checkpoint",), "onnxruntime": ("onnx_backbone", 
 #: a run stopped by Ctrl-C while tracking closes its outputs, prints its summary and exits 0.
 INTERRUPTED_EXIT = 130
 ERROR_EXIT = 2
+#: Exit status when a video ends before the frame count its container announces.
+ENDED_EARLY_EXIT = 3
 
 DESCRIPTION = """\
 Follow one object through a video file, a webcam or a folder of images.
@@ -57,7 +59,11 @@ weights are looked up in $TRACKER_WEIGHTS, the project's weights/ folder and the
 NanoTrack's (Apache-2.0, Copyright HonglinChu) are downloaded on first use. See
 weights/README.md for every model's source and licence.
 
-a box with a negative coordinate can be written --init -10,-5,40,60 or --init=-10,-5,40,60."""
+a box with a negative coordinate can be written --init -10,-5,40,60 or --init=-10,-5,40,60.
+
+exit status: 0 done (also after --max-frames, q or Ctrl-C while tracking), 2 error or bad
+input (one line on stderr), 3 the video ended before its container's frame count (truncated
+or corrupt; the summary says after how many frames), 130 Ctrl-C before tracking started."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -231,6 +237,10 @@ def _track(args: argparse.Namespace) -> int:
     finally:
         source.release()
     print("\n".join(_summary_lines(summary, source, args)))
+    if summary.ended_early:
+        print(f"warning: {source.label} ended after {summary.frames} of "
+              f"{summary.expected_frames} frames: truncated or corrupt", file=sys.stderr)
+        return ENDED_EARLY_EXIT
     return 0
 
 
@@ -296,7 +306,8 @@ def attach_negative_values(argv: Sequence[str], options: Sequence[str] = ("--ini
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the demo. Exit status: 0, 2 after an error, 130 for Ctrl-C before tracking starts."""
+    """Run the demo. Exit status: 0, 2 after an error, 3 when the video ended before its
+    container's frame count, 130 for Ctrl-C before tracking starts."""
     args = build_parser().parse_args(attach_negative_values(sys.argv[1:] if argv is None else argv))
     _quiet_opencv()
     try:

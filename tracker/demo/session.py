@@ -100,6 +100,13 @@ class RunSummary:
     lost: int = 0
     update_seconds: List[float] = field(default_factory=list)
     interrupted: bool = False
+    #: The container's frame count when the source ended before it (truncated or corrupt).
+    expected_frames: Optional[int] = None
+
+    @property
+    def ended_early(self) -> bool:
+        """The source stopped giving frames before the count its container announced."""
+        return self.expected_frames is not None
 
     def lines(self) -> List[str]:
         """The summary as printed at the end of a run."""
@@ -114,6 +121,9 @@ class RunSummary:
         lines.append(f"frames flagged lost: {self.lost} ({share:.1f}%)")
         if self.interrupted:
             lines.append("stopped early (Ctrl-C)")
+        if self.ended_early:
+            lines.append(f"warning: video ended after {self.frames} of {self.expected_frames} "
+                         "frames: truncated or corrupt")
         return lines
 
 
@@ -175,6 +185,9 @@ def run(
 ) -> RunSummary:
     """Track from ``first_frame`` (target ``box``) to the end of ``source`` or ``max_frames``.
 
+    A source that ends before its known ``frame_count`` is recorded in the summary
+    (:attr:`RunSummary.ended_early`); stopping at ``max_frames`` or on a key is not.
+
     With a ``window``: shows every frame and obeys its keys (quit, pause, re-select). Without:
     a progress bar on stderr. Ctrl-C ends the run after the current frame; the summary says so.
     Call from the main thread (it handles SIGINT).
@@ -206,6 +219,8 @@ def run(
                 break
             frame = source.read()
             if frame is None:
+                if source.frame_count is not None and summary.frames < source.frame_count:
+                    summary.expected_frames = source.frame_count
                 break
             start = time.perf_counter()
             result = tracker.update(frame)
