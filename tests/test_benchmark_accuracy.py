@@ -409,3 +409,15 @@ def test_raw_boxes_protocol_reproduces_the_reference_trajectory(otb_root, tmp_pa
     reference = _boxes(shared_path("fixtures", "nanotrack", "traj_v2", "Crossing.txt"))
     np.testing.assert_allclose(ours[0], reference[0])
     np.testing.assert_allclose(ours[1:], reference[1:] + [0.5, 0.5, 0, 0], atol=0.02)
+
+
+@pytest.mark.parametrize("option", ["--results", "--reports"])
+def test_unwritable_output_folder_fails_before_tracking(tmp_path, otb_root, option):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    folders = {"--results": tmp_path / "r", "--reports": tmp_path / "p", option: blocker / "sub"}
+    code, _, err = _cli("accuracy", "--dataset", "otb", "--root", otb_root, "--model", MODEL,
+                        "--sequences", "Girl", *[str(v) for kv in folders.items() for v in kv])
+    assert code == 2
+    assert err.splitlines()[-1] == f"error: {option}: cannot write to {blocker / 'sub'}: Not a directory"
+    assert not list(tmp_path.rglob("Girl.txt"))

@@ -159,6 +159,9 @@ def run_accuracy(args: argparse.Namespace) -> int:
           f"{len(args.models)} models; {len(tasks)} to track, {skipped} finished before (skipped)",
           file=sys.stderr)
     if tasks:
+        _check_writable(args.results, "--results")
+        if args.shard is None:
+            _check_writable(args.reports, "--reports")
         _check_models(args.models, args.backend, args.weights)
         threads = args.threads if args.threads is not None else (1 if args.workers > 1 else None)
         try:
@@ -201,6 +204,17 @@ def _open(args: argparse.Namespace):
         print(f"note: {len(dataset.missing)} sequences named in list.txt are not in the folder; "
               f"evaluating the {len(dataset)} present", file=sys.stderr)
     return dataset, make_experiment(dataset, str(args.results), str(args.reports))
+
+
+def _check_writable(folder: Path, option: str) -> None:
+    """Fail before any tracking when ``folder`` cannot be created or written to."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(f"{option}: cannot write to {folder}: {error.strerror}") from None
 
 
 def _check_models(models: Sequence[str], backend: str, weights: Optional[Path]) -> None:
