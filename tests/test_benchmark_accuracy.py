@@ -12,6 +12,7 @@ import io
 import json
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -421,3 +422,20 @@ def test_unwritable_output_folder_fails_before_tracking(tmp_path, otb_root, opti
     assert code == 2
     assert err.splitlines()[-1] == f"error: {option}: cannot write to {blocker / 'sub'}: Not a directory"
     assert not list(tmp_path.rglob("Girl.txt"))
+
+
+def test_undecodable_frame_is_a_one_line_error_naming_it(tmp_path):
+    folder = tmp_path / "otb" / "Tiny"
+    (folder / "img").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for number in (1, 2, 3):
+        cv2.imwrite(str(folder / "img" / f"{number:04d}.jpg"),
+                    rng.integers(0, 256, (120, 160, 3), dtype=np.uint8))
+    broken = folder / "img" / "0002.jpg"
+    broken.write_bytes(b"not a jpeg")
+    (folder / "groundtruth_rect.txt").write_text("10,10,40,30\n" * 3)
+    code, _, err = _cli("accuracy", "--dataset", "otb", "--root", tmp_path / "otb", "--model",
+                        MODEL, "--results", tmp_path / "r", "--reports", tmp_path / "p")
+    assert code == 2
+    last = err.splitlines()[-1]
+    assert last.startswith(f"error: Tiny: cannot decode frame {broken}: ") and "Traceback" not in err

@@ -77,6 +77,19 @@ class ToolkitTracker(ToolkitTrackerBase):
                 self._frame_counter.value += 1
 
 
+def _first_undecodable(img_files: Sequence[str]) -> str:
+    """The first of ``img_files`` that PIL cannot decode (the last one if all decode)."""
+    from PIL import Image
+
+    for path in img_files:
+        try:
+            with Image.open(path) as image:
+                image.load()
+        except (OSError, SyntaxError):
+            return path
+    return img_files[-1]
+
+
 def _bgr(image) -> np.ndarray:
     return np.asarray(image)[:, :, ::-1]
 
@@ -117,7 +130,11 @@ class _OfflineRuns:
         if os.path.exists(record_file):
             return False
         img_files, anno = self.dataset[seq_name][:2]
-        boxes, times = tracker.track(img_files, anno[0, :], visualize=False)
+        try:
+            boxes, times = tracker.track(img_files, anno[0, :], visualize=False)
+        except (OSError, SyntaxError) as error:  # PIL's errors for an undecodable image
+            raise ValueError(f"{seq_name}: cannot decode frame {_first_undecodable(img_files)}: "
+                             f"{' '.join(str(error).split())}") from None
         self._record(record_file, boxes, times)
         return True
 
