@@ -1,4 +1,4 @@
-"""Where model weights come from: the manifest in ``weights/``, the folders searched, downloads.
+"""Where model weights come from: the manifest ``tracker/manifest.json``, the folders searched, downloads.
 
 :func:`resolve_weights` finds a published file (a checkpoint, or one of NanoTrack's ONNX files)
 under the name the manifest gives it, looking in this order in
@@ -42,9 +42,11 @@ CACHE_ENV = "TRACKER_CACHE"
 #: replaces the manifest's URLs and also serves files that have none.
 MIRROR_ENV = "TRACKER_WEIGHTS_URL"
 
-#: The project's ``weights/`` folder, searched after ``$TRACKER_WEIGHTS``; holds the manifest.
+#: The project's ``weights/`` folder of a checkout, searched after ``$TRACKER_WEIGHTS`` when it
+#: exists; an installed package does not need it.
 PROJECT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-MANIFEST_FILE = PROJECT_WEIGHTS_DIR / "manifest.json"
+#: The manifest ships inside the package (package data), so a plain ``pip install .`` has it.
+MANIFEST_FILE = Path(__file__).resolve().parent / "manifest.json"
 
 #: Seconds without an answer from the server before a download gives up.
 DOWNLOAD_TIMEOUT_S = 30.0
@@ -76,13 +78,13 @@ class WeightsInfo:
 
 
 def load_manifest() -> Dict[str, Any]:
-    """The parsed ``weights/manifest.json``: ``{"format": 1, "models": {name: entry}}``."""
+    """The parsed ``tracker/manifest.json``: ``{"format": 1, "models": {name: entry}}``."""
     try:
         text = MANIFEST_FILE.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise FileNotFoundError(
-            f"weights manifest not found at {MANIFEST_FILE} (it ships in the project's weights/ "
-            "folder; run from a checkout or an editable install)"
+            f"weights manifest not found at {MANIFEST_FILE} (it ships inside the tracker "
+            "package as package data; reinstall the package)"
         ) from None
     return json.loads(text)
 
