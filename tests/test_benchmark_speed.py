@@ -21,7 +21,8 @@ import torch
 from onnx import TensorProto, helper
 
 from tests.conftest import run_without_torch, shared_path
-from tracker.benchmark import flops, readme, speed
+from tracker.benchmark import flops, speed
+from tools import readme_results as readme
 from tracker.benchmark.__main__ import build_parser, main
 from tracker.models import build_model
 
@@ -80,8 +81,9 @@ def small_matmul(monkeypatch):
 
 def test_json_report_holds_every_number(monkeypatch, small_matmul):
     monkeypatch.setenv("TRACKER_WEIGHTS", str(shared_path("weights", "nanotrack")))
+    clip = shared_path("data", "clips", "airplane-1.mp4")
     code, out, err = _cli("speed", "--model", "nanotrack-v2", "--frames", "15", "--threads", "1",
-                          "--json")
+                          "--json", "--clip", str(clip))
     assert code == 0, err
     report = json.loads(out)
     assert report["clip"].endswith("airplane-1.mp4") and report["frames"] == 15
@@ -127,8 +129,7 @@ def test_text_report_and_untrained_models(monkeypatch, tmp_path, small_matmul):
     assert code == 2 and "--untrained" in err
 
 
-def test_generated_clip_when_the_shared_one_is_absent(monkeypatch, tmp_path):
-    monkeypatch.setenv("TRACKER_SHARED", str(tmp_path))
+def test_generated_clip_without_a_clip():
     clip, frames, box = speed.load_clip(None, 12)
     assert clip.startswith("generated") and len(frames) == 12
     x, y, w, h = (int(v) for v in box)
@@ -184,27 +185,26 @@ def test_errors_are_one_line(args, message):
 
 
 def _fake_steps(monkeypatch):
-    """Replace the commands ``readme`` runs by stubs writing a one-line table; returns the calls."""
-    from tracker import export
-    from tracker.benchmark import __main__ as cli
-
+    """Replace the steps ``readme_results`` runs by stubs writing a one-line table; returns
+    the calls."""
     calls = []
-    real_main = cli.main
 
-    def fake(name):
-        def step(argv):
-            if argv[0] == "readme":
-                return real_main(argv)
-            calls.append([name, *argv])
-            target = argv[argv.index("--markdown") + 1]
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-            Path(target).write_text(f"| {calls[-1][1] if name == 'benchmark' else name} table |\n")
-            return 0
-        return step
+    def fake_benchmark(argv):
+        calls.append(["benchmark", *argv])
+        target = Path(argv[argv.index("--markdown") + 1])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(f"| {argv[0]} table |\n")
+        return 0
 
-    monkeypatch.setattr(cli, "main", fake("benchmark"))
-    monkeypatch.setattr(export, "main", fake("export"))
-    return real_main, calls
+    def fake_int8(otb, clip, markdown, export_dir):
+        calls.append(["int8", "--evaluate", str(otb), "--calibration", str(clip)])
+        markdown.parent.mkdir(parents=True, exist_ok=True)
+        markdown.write_text("| export table |\n")
+        return 0
+
+    monkeypatch.setattr(readme, "benchmark", fake_benchmark)
+    monkeypatch.setattr(readme, "int8_comparison", fake_int8)
+    return readme.main, calls
 
 
 def _models(argv):
@@ -218,12 +218,12 @@ def readme_page(tmp_path):
     return page
 
 
-def test_readme_section_is_replaced_between_its_markers(tmp_path, monkeypatch, readme_page):
+def test_readme_section_is_replaced_between_its_markers(tmp_path, monkeypatch, readme_page, capsys):
     """``readme`` runs accuracy, speed and the int8 export with --markdown and splices their
     tables in."""
     monkeypatch.setenv("TRACKER_WEIGHTS", str(shared_path("weights", "nanotrack")))
     real_main, calls = _fake_steps(monkeypatch)
-    code = real_main(["readme", "--readme", str(readme_page), "--reports", str(tmp_path / "r")])
+    code = real_main(["--readme", str(readme_page), "--reports", str(tmp_path / "r")])
     assert code == 0
     text = readme_page.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n")
@@ -239,26 +239,27 @@ def test_readme_section_is_replaced_between_its_markers(tmp_path, monkeypatch, r
     assert "--no-baseline" in large
     assert all("--untrained" in timing for timing in (realtime, large))
     assert text.count("| speed table |") == 2
-    assert int8[:3] == ["export", "--model", "nanotrack-v2"]
+    assert int8[0] == "int8"
+    assert realtime[realtime.index("--clip") + 1].endswith("airplane-1.mp4")
     assert int8[int8.index("--evaluate") + 1] == accuracy[accuracy.index("--root") + 1]
     assert int8[int8.index("--calibration") + 1].endswith("airplane-1.mp4")
     readme_page.write_text("no markers\n")
-    code, _, err = _cli("readme", "--readme", readme_page)
-    assert code == 2 and "has no Results markers" in err
+    assert readme.main(["--readme", str(readme_page)]) == 2
+    assert "has no Results markers" in capsys.readouterr().err
 
 
 def test_readme_states_the_command_that_regenerates_it(tmp_path, monkeypatch, readme_page):
     """The command in the section, parsed again, gives the options of the run that wrote it."""
     monkeypatch.setenv("TRACKER_WEIGHTS", str(shared_path("weights", "nanotrack")))
     real_main, calls = _fake_steps(monkeypatch)
-    argv = ["readme", "--readme", str(readme_page), "--reports", str(tmp_path / "r"),
+    argv = ["--readme", str(readme_page), "--reports", str(tmp_path / "r"),
             "--frames", "7", "--realtime-frames", "9"]
     assert real_main(argv) == 0
     command = readme_page.read_text().split("Regenerate this section with `")[1].split("`")[0]
     words = shlex.split(command)
-    assert words[:4] == ["python", "-m", "tracker.benchmark", "readme"]
-    stated = build_parser().parse_args(words[3:])
-    given = build_parser().parse_args(argv)
+    assert words[:2] == ["python", "tools/readme_results.py"]
+    stated = readme.build_parser().parse_args(words[2:])
+    given = readme.build_parser().parse_args(argv)
     assert (stated.readme, stated.reports, stated.frames, stated.realtime_frames) == (
         given.readme, given.reports, 7, 9)
     assert not stated.otb.is_absolute()

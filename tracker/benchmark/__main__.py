@@ -1,4 +1,4 @@
-"""``python -m tracker.benchmark {accuracy,merge,speed,readme} ...``"""
+"""``python -m tracker.benchmark {accuracy,merge,speed,int8} ...``"""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import sys
 from typing import List, Optional
 
 from ..errors import TrackerError
-from . import accuracy, readme, speed
+from . import accuracy, int8, speed
 
 _EXAMPLES = """examples:
   python -m tracker.benchmark accuracy --dataset otb --root ../shared/data/otb --model nanotrack-v2
   python -m tracker.benchmark speed --model nanotrack-v2 --model siamrpnpp-alex --threads 1,2
+  python -m tracker.benchmark int8 --model nanotrack-v2 --export exports/nanotrack-v2 --calibration clip.mp4
 """
 
 
@@ -24,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in (accuracy, speed, readme):
+    for module in (accuracy, speed, int8):
         module.register(commands)
     return parser
 
@@ -33,7 +34,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (TrackerError, ValueError, FileNotFoundError) as error:
+    except (TrackerError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -15,7 +15,6 @@ import argparse
 import itertools
 import json
 import math
-import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -37,7 +36,6 @@ WARMUP_FRAMES = 10
 ROUNDS = 5
 LIMIT_NOTE = "above 100%: the convolutions ran closer to the processor's peak than the matmul"
 MATMUL_SIZE = 2048
-CLIP_NAME = "airplane-1"
 OPENCV_NANO_VERSIONS = ("nanotrack-v2", "nanotrack-v1")  # OpenCV cannot run v3's 15x15 map
 
 
@@ -86,7 +84,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                              f"(decoded into memory: about 2 GB for airplane-1; default {DEFAULT_FRAMES})")
     parser.add_argument("--clip", type=Path, default=None,
                         help="video to time on, with a .txt of 1-based x,y,w,h boxes beside it "
-                             "(default: the shared airplane-1 clip, else a generated clip)")
+                             "(default: a generated clip, a textured square drifting over noise)")
     parser.add_argument("--weights", type=Path, default=None,
                         help="weights for the one --model: a checkpoint (torch) or an export "
                              "folder or sidecar such as model-int8.json (onnxruntime)")
@@ -232,7 +230,7 @@ class _Builder:
         from ..backends import onnx_backend, torch_backend
 
         config = get_config(model)
-        runner = torch_backend.load_runner(config, weights=None)
+        runner = torch_backend.untrained_runner(config)
         if backend == "onnxruntime":
             from ..export import export_model
 
@@ -453,22 +451,13 @@ def opencv_rect(box: Box) -> Tuple[int, int, int, int]:
     return x, y, w, h
 
 
-def shared_dir() -> Path:
-    """The shared data folder: ``$TRACKER_SHARED``, else ``../shared`` beside the project."""
-    default = Path(__file__).resolve().parents[2].parent / "shared"
-    return Path(os.environ.get("TRACKER_SHARED", default))
-
-
 def load_clip(path: Optional[Path], count: Optional[int]) -> Tuple[str, List[np.ndarray], Box]:
     """``count`` frames (``None``: all) of a clip in memory, and its first box (0-based corner
     convention). Without a clip, a generated one (``DEFAULT_FRAMES`` frames for ``None``)."""
     if path is None:
-        shared = shared_dir() / "data" / "clips" / f"{CLIP_NAME}.mp4"
-        if not shared.is_file():
-            count = count or DEFAULT_FRAMES + WARMUP_FRAMES + 1
-            frames, box = generated_clip(count)
-            return f"generated ({count} frames, 640x360)", frames, box
-        path = shared
+        count = count or DEFAULT_FRAMES + WARMUP_FRAMES + 1
+        frames, box = generated_clip(count)
+        return f"generated ({count} frames, 640x360)", frames, box
     frames = list(itertools.islice(clips.frames(path, "--clip"), count))
     box = clips.first_box(path, "--clip")
     if len(frames) < WARMUP_FRAMES + 2:
