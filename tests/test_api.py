@@ -194,6 +194,10 @@ def test_build_errors_are_clear(tmp_path):
         tracker.build_tracker("nanotrack-v2", weights="x.pth", window_influence=2.0)
     with pytest.raises(FileNotFoundError, match="checkpoint file not found"):
         tracker.build_tracker("nanotrack-v2", weights=tmp_path / "missing.pth")
+    with pytest.raises(ValueError, match="threads applies to the onnxruntime backend.*set_num_threads"):
+        tracker.build_tracker("nanotrack-v2", weights="x.pth", threads=2)
+    with pytest.raises(ValueError, match="device applies to the torch backend"):
+        tracker.build_tracker("nanotrack-v2", backend="onnxruntime", device="cpu")
 
 
 def test_overrides_reach_the_tracking_loop(frames):

@@ -137,12 +137,12 @@ def test_the_traced_search_branch_gives_the_eager_outputs(monkeypatch):
 
     network = build_model("nanotrack-v2").load_weights(
         shared_path("weights", "nanotrack", "nanotrackv2.pth"))
-    assert network.config.fast_inference
     crops = np.load(shared_path("fixtures", "nanotrack", "net_v2.npz"))
     z, x = crops["z"][:1], crops["x"][:2]
     eager_kernel = network.template(torch.from_numpy(z))
     expected = network.track(eager_kernel, torch.from_numpy(x))
-    runner = torch_backend.TorchRunner(network)
+    assert "nanotrack" in torch_backend.TRACED_FAMILIES
+    runner = torch_backend.TorchRunner(network, trace=True)
     kernel = runner.template(z)
     for search in (x[:1], x, x[:1]):
         reference = network.track(eager_kernel, torch.from_numpy(search))
@@ -156,6 +156,6 @@ def test_the_traced_search_branch_gives_the_eager_outputs(monkeypatch):
         raise RuntimeError("tracing is not available")
 
     monkeypatch.setattr(torch.jit, "trace", refuse)
-    eager = torch_backend.TorchRunner(network)
+    eager = torch_backend.TorchRunner(network, trace=True)
     np.testing.assert_array_equal(eager.track(kernel, x)["loc"], expected["loc"].numpy())
     assert list(eager._traced.values()) == [None]

@@ -9,6 +9,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 
+from .backends import BACKENDS as BACKEND_LOADERS
 from .config import ModelConfig
 from .errors import NotInitializedError
 from .geometry import Box, box_to_center, center_to_box
@@ -16,7 +17,8 @@ from .inputs import as_bgr_frame, as_box
 from .loops import LOOPS, NetworkRunner
 from .zoo import get_config
 
-BACKENDS = ("torch", "onnxruntime")
+#: Names of the backends, in the order the commands list them.
+BACKENDS = BACKEND_LOADERS.names()
 
 
 @dataclass(frozen=True)
@@ -125,23 +127,8 @@ def build_tracker(
     config = config.with_tracking(**overrides)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if backend == "torch":
-        from .backends.torch_backend import load_runner
-
-        if weights is None:
-            from .weights import resolve_weights
-
-            weights = resolve_weights(config.name, "checkpoint")
-        runner = load_runner(config, os.fspath(weights), device)
-    else:
-        if device is not None:
-            raise ValueError(
-                f"device applies to the torch backend; the onnxruntime backend runs on the CPU "
-                f"(got device={device!r})"
-            )
-        from .backends.onnx_backend import load_runner as load_onnx_runner
-
-        runner = load_onnx_runner(config, weights, threads=threads)
+    load_runner = BACKEND_LOADERS.entry(backend).resolve()
+    runner = load_runner(config, weights, device=device, threads=threads)
     return Tracker(config, runner)
 
 

@@ -28,11 +28,7 @@ class NetworkConfig:
     the checkpoint authors used (``{"head.": "rpn_head."}``), so ``state_dict()`` and
     ``load_weights`` speak the published layout. ``apply_neck=False`` keeps a neck's
     parameters (they are in the checkpoint) without running it, as NanoTrack does.
-    ``input_order`` is the channel order the network was trained on. ``fast_inference``: the
-    torch backend records the search branch with ``torch.jit.trace`` on a channels-last copy
-    and runs that graph (same operators up to float rounding, less per-operator overhead:
-    worth it for small networks such as NanoTrack's; the large ones spend their time in the
-    convolutions).
+    ``input_order`` is the channel order the network was trained on.
     """
 
     backbone: str
@@ -44,7 +40,6 @@ class NetworkConfig:
     head_kwargs: Dict[str, Any] = field(default_factory=dict)
     input_order: str = "bgr"
     published_prefixes: Dict[str, str] = field(default_factory=dict)
-    fast_inference: bool = False
 
     def __post_init__(self) -> None:
         if self.input_order not in ("bgr", "rgb"):

@@ -109,7 +109,6 @@ def _nanotrack(
             head=f"nanotrack_v{version}",
             head_kwargs={"in_channels": channels},
             published_prefixes={"head.": "ban_head."},
-            fast_inference=True,
         ),
         tracking=tracking,
         description=f"NanoTrack v{version}: MobileNetV3-small, anchor-free head; CPU real-time.",

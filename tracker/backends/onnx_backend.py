@@ -186,14 +186,21 @@ def load_published_nanotrack(config: ModelConfig, threads: Optional[int] = None)
 def load_runner(
     config: ModelConfig,
     weights: Optional[Union[str, "os.PathLike[str]"]] = None,
+    *,
+    device: Optional[Any] = None,
     threads: Optional[int] = None,
 ) -> ExportedRunner:
-    """An onnxruntime runner for ``config``.
+    """The backend loader: an onnxruntime runner for ``config`` on the CPU.
 
     ``weights``: an export folder (or its ``model.json``). ``None``: NanoTrack uses its
     published ONNX files from the weights manifest; other models use the export that
-    ``python -m tracker.export`` wrote into the user cache.
+    ``python -m tracker.export`` wrote into the user cache. ``threads``: intra-op threads.
     """
+    if device is not None:
+        raise ValueError(
+            f"device applies to the torch backend; the onnxruntime backend runs on the CPU "
+            f"(got device={device!r})"
+        )
     if weights is None and config.family == "nanotrack":
         return load_published_nanotrack(config, threads)
     return load_exported(config, _export_location(config, weights), threads)

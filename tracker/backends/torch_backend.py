@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import threading
 import warnings
 from typing import Dict, List, Optional, Tuple, Union
@@ -31,7 +32,7 @@ class _SearchBranch(torch.nn.Module):
 class TorchRunner:
     """Numpy-facing wrapper around a network; holds no per-target state.
 
-    With ``fast_inference`` in the network's config the search branch runs as a graph
+    With ``trace`` the search branch runs as a graph
     recorded by ``torch.jit.trace`` for each input shape it meets, on a channels-last copy of
     the network: the same operators without eager mode's per-operator overhead and without
     oneDNN's layout conversions around every convolution, which dominate small networks
@@ -40,12 +41,12 @@ class TorchRunner:
     the eager network runs. Kernels stay torch tensors on the network's device.
     """
 
-    def __init__(self, network: SiameseNetwork) -> None:
+    def __init__(self, network: SiameseNetwork, trace: bool = False) -> None:
         self.network = network.eval()
         first = next(network.parameters(), None)
         self.device = first.device if first is not None else torch.device("cpu")
         self._traced: Optional[Dict[_Shapes, Optional[torch.jit.ScriptModule]]] = (
-            {} if network.config.fast_inference else None
+            {} if trace else None
         )
         self._output_names: List[str] = []
         self._channels_last: Optional[SiameseNetwork] = None
@@ -100,13 +101,41 @@ def _trace(
             return None
 
 
+#: Families whose search branch the backend traces by default: small networks, where eager
+#: mode's per-operator overhead is a large share of a frame (see :class:`TorchRunner`). The
+#: large networks spend their time inside the convolutions and gain nothing.
+TRACED_FAMILIES = frozenset({"nanotrack"})
+
+
 def load_runner(
-    config: ModelConfig, weights: Optional[str], device: Optional[Union[str, torch.device]] = None
+    config: ModelConfig,
+    weights: Optional[Union[str, "os.PathLike[str]"]] = None,
+    *,
+    device: Optional[Union[str, torch.device]] = None,
+    threads: Optional[int] = None,
 ) -> TorchRunner:
-    """Build the network of ``config``, load ``weights`` (a checkpoint path) and wrap it."""
+    """The backend loader: build the network of ``config`` on ``device`` and load ``weights``
+    (a checkpoint path; ``None`` finds the model's published checkpoint through the weights
+    manifest). ``threads`` is refused: torch's thread count is process-wide, so the library
+    leaves ``torch.set_num_threads`` to the caller."""
+    from ..weights import resolve_weights
+
+    if threads is not None:
+        raise ValueError(
+            f"threads applies to the onnxruntime backend (got threads={threads!r}); for torch "
+            "call torch.set_num_threads yourself, it is shared by the whole process"
+        )
+    if weights is None:
+        weights = resolve_weights(config.name, "checkpoint")
+    runner = untrained_runner(config, device)
+    runner.network.load_weights(os.fspath(weights))
+    return runner
+
+
+def untrained_runner(
+    config: ModelConfig, device: Optional[Union[str, torch.device]] = None
+) -> TorchRunner:
+    """A runner of ``config``'s network with its initial weights (timings, training, tests)."""
     from ..models.network import build_model
 
-    network = build_model(config, device=device)
-    if weights is not None:
-        network.load_weights(weights)
-    return TorchRunner(network)
+    return TorchRunner(build_model(config, device=device), trace=config.family in TRACED_FAMILIES)
