@@ -32,14 +32,14 @@ import torch
 from torch import nn
 
 from . import clips
-from .backends.onnx_backend import SIDECAR, SIDECAR_FORMAT, default_export_dir
+from .backends.onnx_backend import INT8_SIDECAR, SIDECAR, SIDECAR_FORMAT, default_export_dir
+from .cli_args import parse_box
 from .config import ModelConfig
 from .errors import TrackerError
 from .models.network import SiameseNetwork, build_model
 from .zoo import get_config, list_models
 
 OPSET = 18
-INT8_SIDECAR = "model-int8.json"
 _MAX_SEARCH_SIZE = 1024
 
 
@@ -200,17 +200,6 @@ def export_int8(
     path = out_dir / INT8_SIDECAR
     path.write_text(json.dumps(sidecar, indent=2) + "\n")
     return path
-
-
-def parse_box(text: str, option: str = "--calibration-box") -> Tuple[float, ...]:
-    """``x,y,w,h`` as four floats; ``option`` names the argument in the error."""
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 4:
-        raise ValueError(f"{option} must be x,y,w,h, got {text!r}")
-    return values
 
 
 def _check_writable(out: Path) -> None:

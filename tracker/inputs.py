@@ -57,7 +57,10 @@ def as_box(box: object, frame_shape: Tuple[int, ...], name: str = "box") -> Box:
         or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in box)
     ):
         raise ValueError(f"{name} must be four numbers (x, y, w, h), got {box!r}")
-    x, y, w, h = (float(v) for v in box)
+    try:
+        x, y, w, h = (float(v) for v in box)
+    except OverflowError:
+        raise ValueError(f"{name} values must fit in a float, got {box!r:.200}") from None
     if not all(math.isfinite(v) for v in (x, y, w, h)):
         raise ValueError(f"{name} must be finite numbers, got {(x, y, w, h)}")
     if w <= 0 or h <= 0:

@@ -26,6 +26,8 @@ from ..errors import CheckpointError, WeightsNotFoundError
 from ..weights import cache_dir, resolve_weights
 
 SIDECAR = "model.json"
+#: The sidecar of the int8 search graph that ``python -m tracker.export --int8`` writes.
+INT8_SIDECAR = "model-int8.json"
 SIDECAR_FORMAT = 1
 Kernel = Tuple[np.ndarray, ...]
 

@@ -252,8 +252,10 @@ class _Runner:
         if model not in self.trackers:
             self.trackers[model] = ToolkitTracker(
                 tracker_name(model, settings.backend, settings.raw_boxes, settings.weights),
-                api.build_tracker(model, settings.weights, backend=settings.backend,
-                                  threads=settings.threads),
+                api.build_tracker(
+                    model, settings.weights, backend=settings.backend,
+                    threads=settings.threads if settings.backend == "onnxruntime" else None,
+                ),
                 0.0 if settings.raw_boxes else self.experiment.dataset.box_origin,
                 self.counter,
             )

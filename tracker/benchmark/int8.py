@@ -21,10 +21,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from .. import clips
 from ..api import build_tracker
-from ..backends.onnx_backend import SIDECAR
+from ..backends.onnx_backend import INT8_SIDECAR, SIDECAR
+from ..cli_args import parse_box
 from ..config import ModelConfig
 from ..errors import TrackerError
-from ..export import INT8_SIDECAR, parse_box
 from ..zoo import get_config, list_models
 from . import accuracy, markdown
 from .speed import WARMUP_FRAMES, Timing, summarize, time_interleaved

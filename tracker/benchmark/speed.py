@@ -212,12 +212,14 @@ class _Builder:
     def build(self, model: str, backend: str, threads: int) -> Tuple[str, api.Tracker]:
         from ..errors import WeightsNotFoundError
 
+        # torch's thread count is process-wide: the timing loop sets it around each turn.
+        options = {"threads": threads} if backend == "onnxruntime" else {}
         if self.weights is not None:
             return f"{model} [{self.weights.name}]", api.build_tracker(
-                model, self.weights, backend=backend, threads=threads
+                model, self.weights, backend=backend, **options
             )
         try:
-            return model, api.build_tracker(model, backend=backend, threads=threads)
+            return model, api.build_tracker(model, backend=backend, **options)
         except WeightsNotFoundError as error:
             if not self.untrained:
                 raise WeightsNotFoundError(
