@@ -140,7 +140,9 @@ def test_download_verifies_caches_and_is_not_repeated(toy, dirs):
     assert toy.hits == ["/toy.pth"]
     assert weights.resolve_weights("toy", progress=False) == path
     assert toy.hits == ["/toy.pth"]
-    assert sorted(p.name for p in dirs["cache"].iterdir()) == ["toy.pth"]
+    assert sorted(p.name for p in dirs["cache"].iterdir()) == ["toy.pth", "verified.json"]
+    record = json.loads((dirs["cache"] / "verified.json").read_text())
+    assert record["files"][str(path.resolve())]["sha256"] == PAYLOAD_SHA
 
 
 def test_progress_bar_shows_file_and_size_only_when_asked(toy, dirs, capsys):
@@ -253,9 +255,9 @@ def test_lookup_order_user_then_project_then_cache(toy, dirs, tmp_path, monkeypa
     second.mkdir()
     monkeypatch.setenv(weights.WEIGHTS_ENV, os.pathsep.join([str(dirs["user"]), str(second)]))
     for folder in (second, dirs["project"], dirs["cache"]):
-        (folder / "toy.pth").write_bytes(b"local")
+        (folder / "toy.pth").write_bytes(PAYLOAD)
     expected_order = [second, dirs["project"], dirs["cache"]]
-    (dirs["user"] / "toy.pth").write_bytes(b"first")
+    (dirs["user"] / "toy.pth").write_bytes(PAYLOAD)
     assert weights.resolve_weights("toy") == dirs["user"] / "toy.pth"
     assert weights.find_weights("toy") == dirs["user"] / "toy.pth"
     (dirs["user"] / "toy.pth").unlink()

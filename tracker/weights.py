@@ -16,7 +16,6 @@ file, where it comes from and where to put it. This module imports neither torch
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import logging
@@ -33,6 +32,7 @@ from typing import Any, BinaryIO, Dict, List, Optional
 from tqdm import tqdm
 
 from .errors import UnknownNameError, WeightsNotFoundError
+from .integrity import file_sha256, remember, verify_file
 
 #: Environment variable: folders searched first, separated by ``os.pathsep``.
 WEIGHTS_ENV = "TRACKER_WEIGHTS"
@@ -137,9 +137,13 @@ def search_dirs() -> List[Path]:
 
 
 def find_weights(model: str, artifact: str = "checkpoint") -> Optional[Path]:
-    """The artifact's file in the first of :func:`search_dirs` that has it, else ``None``."""
-    name = weights_info(model, artifact).file
-    return _first_existing(name, search_dirs())
+    """The artifact's file in the first of :func:`search_dirs` that has it, else ``None``.
+
+    A file found is checked as :func:`resolve_weights` checks it.
+    """
+    info = weights_info(model, artifact)
+    found = _first_existing(info.file, search_dirs())
+    return None if found is None else _verified(found, info)
 
 
 def resolve_weights(
@@ -147,15 +151,18 @@ def resolve_weights(
 ) -> Path:
     """Path of an artifact of ``model``: found in :func:`search_dirs`, else downloaded and verified.
 
-    ``download=False`` only searches. ``progress`` shows a progress bar on stderr while
-    downloading. Raises :class:`WeightsNotFoundError` when the file cannot be had, naming the
-    file, its URL or page, and the folders searched.
+    A file found on disk is checked against the manifest's size and sha256 the first time it
+    is used on this machine (:mod:`tracker.integrity` remembers it); a mismatch is a
+    :class:`WeightsNotFoundError` naming the file, both digests and the fix. ``download=False``
+    only searches. ``progress`` shows a progress bar on stderr while downloading. Raises
+    :class:`WeightsNotFoundError` when the file cannot be had, naming the file, its URL or page,
+    and the folders searched.
     """
     info = weights_info(model, artifact)
     dirs = search_dirs()
     found = _first_existing(info.file, dirs)
     if found is not None:
-        return found
+        return _verified(found, info)
     url = _download_url(info)
     if url is None:
         raise _unavailable(
@@ -176,6 +183,15 @@ def _first_existing(name: str, dirs: List[Path]) -> Optional[Path]:
         if candidate.is_file():
             return candidate
     return None
+
+
+def _verified(path: Path, info: WeightsInfo) -> Path:
+    """``path`` once it matches the manifest's size and sha256 (see :mod:`tracker.integrity`)."""
+    fix = (
+        f"Delete it and download it again ({info.url or info.page}), or pass its path "
+        "explicitly (build_tracker's weights=, the commands' --weights) to load it as it is."
+    )
+    return verify_file(path, info.sha256, info.size, cache_dir(), fix)
 
 
 def _download_url(info: WeightsInfo) -> Optional[str]:
@@ -222,12 +238,13 @@ def _download(info: WeightsInfo, url: str, dirs: List[Path], progress: bool) -> 
     try:
         try:
             with os.fdopen(handle, "wb") as sink:
-                digest = _stream(url, sink, info.file, progress)
+                _stream(url, sink, info.file, progress)
         except (OSError, http.client.HTTPException, ValueError) as exc:
             raise _unavailable(
                 info, dirs, url, f"{info.file} is in none of the searched folders and could not "
                 f"be downloaded ({_describe(exc)})"
             ) from None
+        digest = file_sha256(temp)
         if info.sha256 is None:
             warnings.warn(
                 f"{info.file} downloaded from {url} has no published sha256 and was not verified",
@@ -240,14 +257,15 @@ def _download(info: WeightsInfo, url: str, dirs: List[Path], progress: bool) -> 
             )
         target = folder / info.file
         os.replace(temp, target)
+        if info.sha256 is not None:
+            remember(target, info.sha256, folder)
         return target
     finally:
         temp.unlink(missing_ok=True)
 
 
-def _stream(url: str, sink: BinaryIO, label: str, progress: bool) -> str:
-    """Copy ``url`` into ``sink`` with a progress bar; return the sha256 of what was received."""
-    digest = hashlib.sha256()
+def _stream(url: str, sink: BinaryIO, label: str, progress: bool) -> None:
+    """Copy ``url`` into ``sink`` with a progress bar."""
     received = 0
     with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
         length = response.headers.get("Content-Length")
@@ -258,12 +276,10 @@ def _stream(url: str, sink: BinaryIO, label: str, progress: bool) -> str:
         ) as bar:
             for chunk in iter(lambda: response.read(_CHUNK_BYTES), b""):
                 sink.write(chunk)
-                digest.update(chunk)
                 received += len(chunk)
                 bar.update(len(chunk))
     if total is not None and received != total:
         raise ConnectionError(f"the connection closed after {received} of {total} bytes")
-    return digest.hexdigest()
 
 
 def _describe(exc: BaseException) -> str:
