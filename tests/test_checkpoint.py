@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from tests.conftest import shared_path
-from tracker import CheckpointError
+from tracker import CheckpointError, build_tracker
+from tracker.models.checkpoint import check_values, read_checkpoint
 from tracker.models.network import build_model
 
 SIAMFC_CHECKPOINT = ("fixtures", "siamfc", "checkpoint.pth")
@@ -151,3 +152,38 @@ def test_numpy_scalars_in_the_metadata_are_allowed_and_nothing_broader(siamfc_st
     with pytest.raises(CheckpointError, match="is not a plain weights file and was refused"):
         build_model("siamfc-alexnet").load_weights(array)
 
+
+
+@pytest.fixture(scope="module")
+def nanotrack_state():
+    """The real nanotrack-v2 checkpoint's state dict."""
+    return read_checkpoint(shared_path("weights", "nanotrack", "nanotrackv2.pth"))
+
+
+@pytest.mark.parametrize(
+    "key, value, problem",
+    [
+        ("neck.downsample.0.weight", float("nan"), "holds 1 NaN or infinite value(s) of"),
+        ("backbone.features.0.0.weight", float("-inf"), "holds 1 NaN or infinite value(s) of"),
+        (
+            "backbone.features.1.conv.1.running_var", -0.5,
+            "(BatchNorm variances) holds 1 negative value(s) of",
+        ),
+    ],
+)
+def test_damaged_values_are_refused_naming_file_and_tensor(nanotrack_state, tmp_path, key, value, problem):
+    state = OrderedDict((k, v.clone()) for k, v in nanotrack_state.items())
+    state[key].view(-1)[3] = value
+    path = tmp_path / "damaged.pth"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError) as caught:
+        build_tracker("nanotrack-v2", weights=path)
+    assert str(caught.value) == (
+        f"{path}: tensor {key!r} {problem} {state[key].numel()}; the file is damaged "
+        "(download it again)"
+    )
+
+
+def test_intact_nanotrack_checkpoint_passes_the_value_check(nanotrack_state):
+    check_values(nanotrack_state, "nanotrackv2.pth")
+    assert sum(k.endswith("running_var") for k in nanotrack_state) == 41

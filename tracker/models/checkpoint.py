@@ -3,6 +3,8 @@
 Checkpoints are untrusted input: they are unpickled with torch's ``weights_only`` mode, and
 the only extra globals allowed are the numpy types NanoTrack's files carry in their
 training metadata (a float64 numpy scalar). A file that asks for anything else is refused.
+A file read is also checked for values no trained network holds (NaN or infinite numbers,
+negative BatchNorm variances): such a file is damaged, and would track NaN boxes silently.
 """
 
 from __future__ import annotations
@@ -62,7 +64,33 @@ def read_checkpoint(path: PathLike) -> Dict[str, torch.Tensor]:
         raise CheckpointError(
             f"{file} is not a PyTorch checkpoint ({type(exc).__name__}: {exc})"
         ) from None
-    return extract_state_dict(content, str(file))
+    state = extract_state_dict(content, str(file))
+    check_values(state, str(file))
+    return state
+
+
+def check_values(state: Mapping[str, torch.Tensor], origin: str = "checkpoint") -> None:
+    """Refuse a state dict holding NaN/inf values or negative BatchNorm ``running_var``.
+
+    One reduction per floating-point tensor (a sum, non-finite when any element is; the exact
+    count is taken only for the tensor that fails). Raises :class:`CheckpointError` naming
+    ``origin`` and the tensor's key.
+    """
+    for key, tensor in state.items():
+        if not tensor.is_floating_point() or tensor.numel() == 0:
+            continue
+        if not torch.isfinite(tensor.sum(dtype=torch.float64)):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(
+                f"{origin}: tensor {key!r} holds {bad} NaN or infinite value(s) of "
+                f"{tensor.numel()}; the file is damaged (download it again)"
+            )
+        if key.endswith("running_var") and bool((tensor < 0).any()):
+            raise CheckpointError(
+                f"{origin}: tensor {key!r} (BatchNorm variances) holds "
+                f"{int((tensor < 0).sum())} negative value(s) of {tensor.numel()}; "
+                "the file is damaged (download it again)"
+            )
 
 
 def extract_state_dict(content: object, origin: str = "checkpoint") -> Dict[str, torch.Tensor]:
