@@ -22,6 +22,7 @@ from tests.boxes import ious
 from tests.conftest import shared_path
 from tracker.benchmark.__main__ import main
 from tracker.benchmark.datasets import GOT10kFolder, OTBFolder
+from tracker.benchmark.experiments import absent_frames
 
 MODEL = "nanotrack-v2"
 SUBSET = ["Football1", "uav_wakeboard7", "Skiing"]
@@ -439,3 +440,88 @@ def test_undecodable_frame_is_a_one_line_error_naming_it(tmp_path):
     assert code == 2
     last = err.splitlines()[-1]
     assert last.startswith(f"error: Tiny: cannot decode frame {broken}: ") and "Traceback" not in err
+
+
+def _synthetic_otb(root, truth_lines):
+    """One OTB-layout sequence ``Tiny``: a bright block drifting over noise, one frame per
+    ground-truth line."""
+    folder = root / "Tiny"
+    (folder / "img").mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for number in range(len(truth_lines)):
+        frame = rng.integers(0, 80, (120, 160, 3), dtype=np.uint8)
+        x = 40 + 3 * number
+        frame[40:70, x:x + 40] = (40, 200, 240)
+        cv2.imwrite(str(folder / "img" / f"{number + 1:04d}.jpg"), frame)
+    (folder / "groundtruth_rect.txt").write_text("\n".join(truth_lines) + "\n")
+    return folder
+
+
+def test_absent_ground_truth_rows_are_left_out_and_counted(tmp_path):
+    lines = [f"{41 + 3 * i},41,40,30" for i in range(8)]
+    lines[3], lines[6] = "NaN,NaN,NaN,NaN", "0,0,0,0"
+    folder = _synthetic_otb(tmp_path / "otb", lines)
+    code, out, err = _cli("accuracy", "--dataset", "otb", "--root", tmp_path / "otb",
+                          "--model", MODEL, *ONE_THREAD, "--results", tmp_path / "r",
+                          "--reports", tmp_path / "p", "--markdown", tmp_path / "a.md")
+    assert code == 0, err
+    truth = np.loadtxt(folder / "groundtruth_rect.txt", delimiter=",")
+    boxes = _boxes(tmp_path / "r" / "OTB" / MODEL / "Tiny.txt")
+    boxes[0] = truth[0]
+    valid = np.ones(len(truth), bool)
+    valid[[3, 6]] = False
+    success, precision, norm_precision = _independent_scores([(boxes[valid], truth[valid])])
+    report = json.loads((tmp_path / "p" / "OTB" / MODEL / "performance.json").read_text())
+    overall, seq = report[MODEL]["overall"], report[MODEL]["seq_wise"]["Tiny"]
+    for scores in (overall, seq):
+        assert scores["success_score"] == pytest.approx(success, abs=1e-12)
+        assert scores["precision_score"] == pytest.approx(precision, abs=1e-12)
+        assert scores["normalized_precision_score"] == pytest.approx(norm_precision, abs=1e-12)
+        assert scores["absent_frames"] == 2
+    row = _row(out)
+    assert (row["frames"], row["success AUC"]) == ("8", f"{success:.4f}")
+    assert row["precision@20px"] == f"{precision:.4f}"
+    note = ("absent target (ground truth NaN or 0,0,0,0; left out of the metrics): "
+            "2 frames: Tiny 2")
+    assert note in out.splitlines()
+    assert "Absent target" in (tmp_path / "a.md").read_text()
+    # Counted as misses, the two frames would lower both scores: the exclusion is visible.
+    counted = _independent_scores([(boxes, np.nan_to_num(truth))])
+    assert counted[0] < success - 0.05 and counted[1] <= precision - 0.2
+
+
+def test_sequence_without_absent_rows_prints_no_note(tmp_path):
+    _synthetic_otb(tmp_path / "otb", [f"{41 + 3 * i},41,40,30" for i in range(3)])
+    code, out, err = _cli("accuracy", "--dataset", "otb", "--root", tmp_path / "otb",
+                          "--model", MODEL, *ONE_THREAD, "--results", tmp_path / "r",
+                          "--reports", tmp_path / "p")
+    assert code == 0, err
+    report = json.loads((tmp_path / "p" / "OTB" / MODEL / "performance.json").read_text())
+    assert report[MODEL]["overall"]["absent_frames"] == 0
+    assert "absent" not in out
+
+
+def test_got10k_without_cover_label_counts_absent_rows_as_invisible(tmp_path):
+    """The toolkit's AO leaves out frames with cover 0: without cover.label, an absent row
+    gives cover 0 there, so AO, SR and the OTB scores all leave it out."""
+    folder = tmp_path / "val" / "GOT-10k_Val_000001"
+    _synthetic_otb(tmp_path / "otb", ["41,41,40,30", "NaN,NaN,NaN,NaN", "0,0,0,0", "50,41,40,30"])
+    shutil.copytree(tmp_path / "otb" / "Tiny" / "img", folder)
+    shutil.copy(tmp_path / "otb" / "Tiny" / "groundtruth_rect.txt", folder / "groundtruth.txt")
+    dataset = GOT10kFolder(tmp_path)
+    dataset.return_meta = True
+    _, anno, meta = dataset[0]
+    assert meta["cover"].tolist() == [8, 0, 0, 8]
+    assert absent_frames(anno) == 2
+
+
+@pytest.mark.parametrize("first, shown", [("NaN,NaN,NaN,NaN", "nan,nan,nan,nan"),
+                                          ("0,0,0,0", "0,0,0,0")])
+def test_absent_first_box_is_a_one_line_error_naming_the_sequence(tmp_path, first, shown):
+    _synthetic_otb(tmp_path / "otb", [first, "44,41,40,30", "47,41,40,30"])
+    code, _, err = _cli("accuracy", "--dataset", "otb", "--root", tmp_path / "otb",
+                        "--model", MODEL, "--results", tmp_path / "r", "--reports", tmp_path / "p")
+    assert code == 2
+    assert err.splitlines()[-1].startswith(
+        f"error: sequence Tiny: the first frame's ground truth {shown} marks no target")
+    assert "Traceback" not in err and not list(tmp_path.rglob("Tiny.txt"))

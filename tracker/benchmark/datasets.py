@@ -86,6 +86,12 @@ class SequenceFolder:
             raise ValueError(
                 f"{self._sequences[name][1]} has {len(anno)} boxes for {len(img_files)} frames"
             )
+        if not present_frames(anno[:1])[0]:
+            raise ValueError(
+                f"sequence {name}: the first frame's ground truth {_row_text(anno[0])} marks no "
+                f"target (NaN or 0,0,0,0) in {self._sequences[name][1]}; tracking starts from "
+                "that box"
+            )
         if self.return_meta:
             return img_files, anno, self.meta(name)
         return img_files, anno
@@ -185,7 +191,8 @@ class GOT10kFolder(SequenceFolder):
     (listed sequences missing from the folder are left out and named in ``missing``); otherwise
     every sub-folder with a ``groundtruth.txt`` is one. For the ``val`` report, the toolkit reads
     ``meta_info.ini`` (image resolution) and ``cover.label`` (visible frames); without them the
-    resolution is read from the first image and every frame counts as visible.
+    resolution is read from the first image and every frame whose ground truth holds a box
+    counts as visible.
     """
 
     experiment_name = "GOT-10k"
@@ -230,11 +237,14 @@ class GOT10kFolder(SequenceFolder):
             with Image.open(self.image_files(name)[0]) as image:
                 meta["resolution"] = str(image.size)
         cover_file = folder / "cover.label"
-        frames = len(self.image_files(name))
-        meta["cover"] = (
-            np.loadtxt(cover_file, ndmin=1) if cover_file.is_file()
-            else np.full(frames, GOT10K_FULLY_VISIBLE, dtype=float)
-        )
+        if cover_file.is_file():
+            meta["cover"] = np.loadtxt(cover_file, ndmin=1)
+        elif self.first_box_only:
+            meta["cover"] = np.full(len(self.image_files(name)), GOT10K_FULLY_VISIBLE, dtype=float)
+        else:
+            meta["cover"] = np.where(
+                present_frames(self.annotations(name)), GOT10K_FULLY_VISIBLE, 0.0
+            )
         return meta
 
 
@@ -260,3 +270,17 @@ def read_boxes(path: Path) -> np.ndarray:
         raise ValueError(f"{path} must hold one x,y,w,h line per frame, got shape {boxes.shape}")
     return boxes
 
+
+
+def present_frames(anno: np.ndarray) -> np.ndarray:
+    """Per row of ``anno``, whether it holds a box: False for rows with a NaN or four zeros.
+
+    Such rows mean "no target in this frame" (LaSOT, OTB-style exports); the metrics leave those
+    frames out, as the got10k toolkit leaves out GOT-10k's absent frames (``cover == 0``).
+    """
+    anno = np.asarray(anno, dtype=float)
+    return ~np.isnan(anno).any(axis=1) & (anno != 0).any(axis=1)
+
+
+def _row_text(row: np.ndarray) -> str:
+    return ",".join(f"{value:g}" for value in row)

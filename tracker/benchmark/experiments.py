@@ -15,7 +15,11 @@ metrics, ``performance.json``) and ``plot_curves`` (the PNG plots). What is chan
 - OTB and LaSOT reports gain the normalised precision, which got10k 0.1.3 does not compute (see
   :func:`normalized_precision_curve`); GOT-10k ``val`` reports gain SR0.75, read off the toolkit's
   own success curve, and the OTB scores (success AUC, precision at 20 px, normalised precision)
-  computed from the same boxes by the same code as the OTB report (:func:`one_pass_curves`).
+  computed from the same boxes by the same code as the OTB report (:func:`one_pass_curves`);
+- frames whose ground truth marks no target (a NaN or ``0,0,0,0``, see
+  :func:`~.datasets.present_frames`) are left out of every metric, as the toolkit's GOT-10k report
+  leaves out frames with ``cover == 0``; each report counts them as ``absent_frames``, per
+  sequence and overall.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from got10k.experiments import ExperimentGOT10k, ExperimentOTB
 from got10k.trackers import Tracker as ToolkitTrackerBase
 
 from ..api import Tracker
-from .datasets import GOT10kFolder, SequenceFolder
+from .datasets import GOT10kFolder, SequenceFolder, present_frames
 
 #: Thresholds of the normalised precision curve: normalised centre error 0, 0.01, ..., 0.5.
 NORM_PRECISION_THRESHOLDS = np.linspace(0.0, 0.5, 51)
@@ -217,25 +221,36 @@ class OTBExperiment(_OfflineRuns, ExperimentOTB):
     def time_file(self, tracker_name: str, seq_name: str) -> str:
         return os.path.join(self.result_dir, tracker_name, "times", f"{seq_name}_time.txt")
 
+    def _calc_metrics(self, boxes: np.ndarray, anno: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """The toolkit's per-frame IoUs and centre errors (its hook for subclasses), over the
+        frames whose ground truth holds a box only."""
+        present = present_frames(anno)
+        return super()._calc_metrics(boxes[present], anno[present])
+
     def report(self, tracker_names: List[str]) -> dict:
-        """The toolkit's report, plus ``normalized_precision_curve`` / ``_score`` per tracker,
-        overall and per sequence, written into the same ``performance.json``."""
+        """The toolkit's report, plus ``normalized_precision_curve`` / ``_score`` and
+        ``absent_frames`` per tracker, overall and per sequence, written into the same
+        ``performance.json``."""
         performance = super().report(tracker_names)
         for name in tracker_names:
-            curves = []
+            curves, absent = [], 0
             for seq_name, (_, anno) in zip(self.dataset.seq_names, self.dataset):
-                boxes = np.loadtxt(self.record_file(name, seq_name), delimiter=",")
+                boxes = np.loadtxt(self.record_file(name, seq_name), delimiter=",", ndmin=2)
                 boxes[0] = anno[0]  # as the toolkit's report: the first frame is the given box
                 curve = normalized_precision_curve(boxes, anno)
                 curves.append(curve)
+                seq_absent = absent_frames(anno)
+                absent += seq_absent
                 performance[name]["seq_wise"][seq_name].update(
                     normalized_precision_curve=curve.tolist(),
                     normalized_precision_score=float(np.mean(curve)),
+                    absent_frames=seq_absent,
                 )
             overall = np.mean(curves, axis=0)
             performance[name]["overall"].update(
                 normalized_precision_curve=overall.tolist(),
                 normalized_precision_score=float(np.mean(overall)),
+                absent_frames=absent,
             )
         self._rewrite_report(tracker_names, performance)
         return performance
@@ -283,17 +298,22 @@ class GOT10kExperiment(_OfflineRuns, ExperimentGOT10k):
         """Success AUC, precision@20px and normalised precision, as the OTB report computes them
         (per-sequence curves of :func:`one_pass_curves`, averaged over sequences), on the frames
         the toolkit's AO counts: every frame after the first whose target is visible
-        (``cover.label`` > 0). Unlike AO, boxes are not clipped to the image (OTB's IoU)."""
-        curves = []
+        (``cover.label`` > 0) and whose ground truth holds a box. Unlike AO, boxes are not
+        clipped to the image (OTB's IoU). ``absent_frames`` counts the ground truth's empty rows."""
+        curves, absent = [], 0
         for seq_name in self.dataset.seq_names:
             anno = self.dataset.annotations(seq_name)
             counted = (np.arange(len(anno)) > 0) & (self.dataset.meta(seq_name)["cover"] > 0)
             boxes = np.loadtxt(self.record_file(tracker_name, seq_name), delimiter=",", ndmin=2)
             seq_curves = one_pass_curves(boxes[counted], anno[counted])
             curves.append(seq_curves)
-            performance["seq_wise"][seq_name].update(_one_pass_scores(*seq_curves))
+            seq_absent = absent_frames(anno)
+            absent += seq_absent
+            performance["seq_wise"][seq_name].update(
+                _one_pass_scores(*seq_curves), absent_frames=seq_absent
+            )
         overall = [np.mean([c[k] for c in curves], axis=0) for k in range(3)]
-        performance["overall"].update(_one_pass_scores(*overall))
+        performance["overall"].update(_one_pass_scores(*overall), absent_frames=absent)
 
     def submission_archive(self, tracker_name: str) -> str:
         """The zip the toolkit's ``test`` report writes for the evaluation server."""
@@ -310,11 +330,11 @@ def make_experiment(dataset: SequenceFolder, result_dir: str, report_dir: str) -
 def one_pass_curves(boxes: np.ndarray, anno: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Success, precision and normalised precision curves of one sequence's ``boxes``.
 
-    Success and precision come from the toolkit's OTB metric code (``ExperimentOTB._calc_metrics``
-    and ``_calc_curves``, at the OTB report's resolutions), the normalised precision from
-    :func:`normalized_precision_curve`.
+    Success and precision come from the toolkit's OTB metric code (``_calc_metrics`` and
+    ``_calc_curves``, at the OTB report's resolutions), the normalised precision from
+    :func:`normalized_precision_curve`; frames without a target are left out of all three.
     """
-    metrics = ExperimentOTB.__new__(ExperimentOTB)  # its __init__ would build got10k's OTB
+    metrics = OTBExperiment.__new__(OTBExperiment)  # its __init__ needs a dataset
     metrics.nbins_iou, metrics.nbins_ce = OTB_IOU_BINS, OTB_CENTRE_ERROR_BINS
     success, precision = metrics._calc_curves(*metrics._calc_metrics(boxes, anno))
     return success, precision, normalized_precision_curve(boxes, anno)
@@ -338,8 +358,16 @@ def normalized_precision_curve(boxes: np.ndarray, anno: np.ndarray) -> np.ndarra
 
     The LaSOT protocol (Fan et al., CVPR 2019), as later got10k toolkit releases compute it:
     the centre offset's x and y are divided by the ground truth's width and height (at least 1
-    pixel each), and the score is the curve's mean over thresholds 0 to 0.5 (its area).
+    pixel each), and the score is the curve's mean over thresholds 0 to 0.5 (its area). Frames
+    whose ground truth marks no target are left out.
     """
+    present = present_frames(anno)
+    boxes, anno = boxes[present], anno[present]
     offset = (boxes[:, :2] + boxes[:, 2:] / 2) - (anno[:, :2] + anno[:, 2:] / 2)
     errors = np.hypot(*(offset / np.maximum(anno[:, 2:], 1.0)).T)
     return np.mean(errors[:, None] <= NORM_PRECISION_THRESHOLDS[None, :], axis=0)
+
+
+def absent_frames(anno: np.ndarray) -> int:
+    """How many frames of ``anno`` mark no target (left out of the metrics)."""
+    return int(np.count_nonzero(~present_frames(anno)))
