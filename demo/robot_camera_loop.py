@@ -24,6 +24,7 @@ from typing import Callable, Optional, Sequence, Tuple
 import cv2
 
 import tracker
+from tracker.cli_args import parse_box, positive_int
 
 Box = Tuple[float, float, float, float]
 #: Called once per tracked frame with the frame number (the init frame is 0, the first tracked
@@ -69,24 +70,14 @@ def print_box(index: int, result: tracker.TrackResult, seconds: float) -> None:
     )
 
 
-def _parse_box(text: str) -> Box:
-    try:
-        x, y, w, h = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected x,y,w,h, got {text!r}") from None
-    return x, y, w, h
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--camera", default="0", help="camera number or video path (default 0)")
-    parser.add_argument("--init", type=_parse_box, required=True, metavar="X,Y,W,H",
+    parser.add_argument("--init", type=parse_box, required=True, metavar="X,Y,W,H",
                         help="the target's box in the first frame")
     parser.add_argument("--model", default="nanotrack-v2")
-    parser.add_argument("--max-frames", type=int, default=None, help="stop after N tracked frames")
+    parser.add_argument("--max-frames", type=positive_int, default=None, help="stop after N tracked frames")
     args = parser.parse_args(argv)
-    if args.max_frames is not None and args.max_frames < 1:
-        parser.error(f"--max-frames must be at least 1, got {args.max_frames}")
 
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.set())

@@ -20,6 +20,7 @@ from typing import List, Optional, Sequence, Tuple
 import cv2
 
 import tracker
+from tracker.cli_args import parse_box
 from tracker.image_files import list_images
 
 Box = Tuple[float, float, float, float]
@@ -51,13 +52,6 @@ def track_frames(trk: tracker.Tracker, files: Sequence[Path], box: Box) -> List[
     return boxes
 
 
-def _parse_box(text: str) -> Box:
-    values = [float(v) for v in text.split(",")]
-    if len(values) != 4:
-        raise ValueError(f"--init must be x,y,w,h, got {text!r}")
-    return values[0], values[1], values[2], values[3]
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("folder", type=Path, help="folder of frames, or an OTB sequence folder")
@@ -75,7 +69,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               file=sys.stderr)
         return 2
     try:
-        box = _parse_box(args.init) if args.init else otb_first_box(args.folder)
+        box = parse_box(args.init, "--init") if args.init else otb_first_box(args.folder)
         if box is None:
             raise ValueError("pass --init x,y,w,h (the folder has no groundtruth_rect.txt)")
         trk = tracker.build_tracker(args.model)

@@ -169,11 +169,12 @@ def test_all_frames_times_the_whole_clip(tmp_path, monkeypatch, small_matmul):
     "args,message",
     [
         (["--model", "nanotrack-v9"], "unknown model 'nanotrack-v9'"),
-        (["--threads", "0"], "--threads must list positive integers"),
-        (["--threads", "two"], "--threads must be comma-separated integers"),
+        (["--threads", "1,0"], "--threads: expected a positive integer, got '0'"),
+        (["--threads", "two"], "--threads: expected a positive integer, got 'two'"),
+        (["--threads", ","], "--threads: expected comma-separated positive integers, got ','"),
         (["--backend", "tensorrt"], "--backend must be among torch, onnxruntime"),
-        (["--frames", "0"], "--frames must be at least 1"),
-        (["--frames", "ten"], "--frames must be a positive integer or 'all', got 'ten'"),
+        (["--frames", "0"], "--frames: expected a positive integer or 'all', got '0'"),
+        (["--frames", "ten"], "--frames: expected a positive integer or 'all', got 'ten'"),
         (["--clip", "missing.mp4"], "--clip: no such video"),
     ],
 )

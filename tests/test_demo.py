@@ -480,11 +480,12 @@ def test_image_folder_example_writes_the_api_boxes(folder, tmp_path):
         ("track_image_folder.py", ["{sequence}", "--out", "{tmp}/no/such/boxes.txt"],
          "error: --out: the folder {tmp}/no/such does not exist"),
         ("track_image_folder.py", ["{sequence}", "--init", "1,2,3"],
-         "error: --init must be x,y,w,h, got '1,2,3'"),
+         "error: --init: expected four comma-separated numbers x,y,w,h, got '1,2,3'"),
         ("robot_camera_loop.py", ["--camera", "{tmp}/missing.mp4", "--init", "1,1,5,5"],
          "error: cannot open camera {tmp}/missing.mp4"),
         ("robot_camera_loop.py", ["--camera", "{tmp}/missing.mp4", "--init", "1,1,5,5",
-                                  "--max-frames", "0"], "--max-frames must be at least 1, got 0"),
+                                  "--max-frames", "0"],
+         "error: argument --max-frames: expected a positive integer, got '0'"),
     ],
 )
 def test_examples_report_bad_input_in_one_line(script, args, expected, tmp_path):

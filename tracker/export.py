@@ -33,7 +33,7 @@ from torch import nn
 
 from . import clips
 from .backends.onnx_backend import INT8_SIDECAR, SIDECAR, SIDECAR_FORMAT, default_export_dir
-from .cli_args import parse_box
+from .cli_args import ensure_writable_dir, parse_box
 from .config import ModelConfig
 from .errors import TrackerError
 from .models.network import SiameseNetwork, build_model
@@ -202,17 +202,6 @@ def export_int8(
     return path
 
 
-def _check_writable(out: Path) -> None:
-    """Fail before exporting when ``--out`` cannot be a folder (a file, or a path under one)."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise ValueError(f"--out: {out} is not a folder that can be written "
-                         "(it or a parent is a file)") from None
-    except OSError as error:
-        raise ValueError(f"--out: cannot create {out}: {error.strerror}") from None
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tracker.export",
@@ -257,7 +246,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.int8 and not args.calibration.is_file():
             raise FileNotFoundError(f"--calibration: no such video: {args.calibration}")
         if args.int8:
-            box = (parse_box(args.calibration_box) if args.calibration_box
+            box = (parse_box(args.calibration_box, "--calibration-box") if args.calibration_box
                    else clips.first_box(args.calibration, "--calibration"))
         weights = args.weights
         if weights is None:
@@ -266,7 +255,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             weights = resolve_weights(config.name)
         network = build_model(config).load_weights(weights)
         out = args.out or default_export_dir(config.name)
-        _check_writable(out)
+        ensure_writable_dir(out, "--out")
         sidecar = export_model(config, network, out, opset=args.opset, weights=Path(weights))
         print(f"wrote {out / 'template.onnx'}, {out / 'search.onnx'} and {sidecar} "
               f"(opset {args.opset}, checked)")

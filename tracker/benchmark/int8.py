@@ -13,7 +13,6 @@ import io
 import itertools
 import json
 import os
-import shlex
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from .. import clips
 from ..api import build_tracker
 from ..backends.onnx_backend import INT8_SIDECAR, SIDECAR
-from ..cli_args import parse_box
+from ..cli_args import parse_box, positive_int, quote_command
 from ..config import ModelConfig
 from ..errors import TrackerError
 from ..zoo import get_config, list_models
@@ -152,7 +151,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--box", metavar="X,Y,W,H",
                         help="the target in the first frame, 0-based (default: the first line of "
                              "the .txt beside the video, converted from 1-based)")
-    parser.add_argument("--frames", type=int, default=200, help="frames timed (default 200)")
+    parser.add_argument("--frames", type=positive_int, default=200, help="frames timed (default 200)")
     parser.add_argument("--evaluate", type=Path, metavar="OTB_DIR",
                         help="also measure both graphs' accuracy on this OTB-layout folder")
     parser.add_argument("--markdown", type=Path, metavar="FILE",
@@ -169,13 +168,11 @@ def _command_line(args: argparse.Namespace) -> str:
     for option, value in (("--evaluate", args.evaluate), ("--markdown", args.markdown)):
         if value is not None:
             parts += [option, str(value)]
-    return " ".join(shlex.quote(p) for p in parts)
+    return quote_command(parts)
 
 
 def run(args: argparse.Namespace) -> int:
     config = get_config(args.model)
-    if args.frames < 1:
-        raise ValueError(f"--frames must be at least 1, got {args.frames}")
     for _, sidecar in INT8_VARIANTS:
         if not (args.export / sidecar).is_file():
             raise FileNotFoundError(f"--export: no {sidecar} in {args.export} (write it with "

@@ -26,6 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import api, clips
+from ..cli_args import backend_options, positive_int, quote_command, set_thread_pools
 from . import markdown
 from .flops import network_flops
 from ..geometry import Box
@@ -98,14 +99,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def _int_list(text: str, name: str) -> List[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"{name} must be comma-separated integers, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise ValueError(f"{name} must list positive integers, got {text!r}")
-    return values
+def _thread_counts(text: str) -> List[int]:
+    """``--threads``: comma-separated positive counts, such as ``1,2``."""
+    parts = [part for part in text.split(",") if part.strip()]
+    if not parts:
+        raise ValueError(f"--threads: expected comma-separated positive integers, got {text!r}")
+    return [positive_int(part, "--threads") for part in parts]
 
 
 def _frame_count(text: str) -> Optional[int]:
@@ -113,12 +112,9 @@ def _frame_count(text: str) -> Optional[int]:
     if text.strip().lower() == "all":
         return None
     try:
-        count = int(text)
+        return positive_int(text)
     except ValueError:
-        raise ValueError(f"--frames must be a positive integer or 'all', got {text!r}") from None
-    if count < 1:
-        raise ValueError(f"--frames must be at least 1, got {text}")
-    return count
+        raise ValueError(f"--frames: expected a positive integer or 'all', got {text!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -131,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     for backend in backends:
         if backend not in api.BACKENDS:
             raise ValueError(f"--backend must be among {', '.join(api.BACKENDS)}, got {backend!r}")
-    threads = _int_list(args.threads, "--threads")
+    threads = _thread_counts(args.threads)
     timed = _frame_count(args.frames)
     clip, frames, box = load_clip(args.clip, None if timed is None else timed + WARMUP_FRAMES + 1)
     report = SpeedReport(clip=clip, frames=len(frames) - WARMUP_FRAMES - 1)
@@ -147,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="tracker-speed-") as scratch:
         builder = _Builder(args.weights, args.untrained, Path(scratch))
         for count in threads:
-            _set_threads(count)
+            set_thread_pools(count)
             contenders = [_contender(model, backend, count, frames[0], box, builder)
                           for model, backend in jobs]
             seconds = time_interleaved(
@@ -170,17 +166,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _command_line(args: argparse.Namespace) -> str:
-    parts = ["python -m tracker.benchmark speed"]
-    parts += [f"--model {m}" for m in args.models or []]
-    parts += [f"--backend {args.backend}", f"--threads {args.threads}", f"--frames {args.frames}"]
-    if args.clip is not None:
-        parts.append(f"--clip {args.clip}")
-    if args.weights is not None:
-        parts.append(f"--weights {args.weights}")
+    parts = ["python", "-m", "tracker.benchmark", "speed"]
+    for model in args.models or []:
+        parts += ["--model", model]
+    parts += ["--backend", args.backend, "--threads", args.threads, "--frames", args.frames]
+    for option, value in (("--clip", args.clip), ("--weights", args.weights)):
+        if value is not None:
+            parts += [option, value]
     flags = (("--untrained", args.untrained), ("--no-baseline", args.no_baseline))
     parts += [flag for flag, on in flags if on]
-    parts.append(f"--markdown {args.markdown}")
-    return " ".join(parts)
+    parts += ["--markdown", args.markdown]
+    return quote_command(parts)
 
 
 def _contender(
@@ -213,7 +209,7 @@ class _Builder:
         from ..errors import WeightsNotFoundError
 
         # torch's thread count is process-wide: the timing loop sets it around each turn.
-        options = {"threads": threads} if backend == "onnxruntime" else {}
+        options = backend_options(backend, threads)
         if self.weights is not None:
             return f"{model} [{self.weights.name}]", api.build_tracker(
                 model, self.weights, backend=backend, **options
@@ -368,15 +364,6 @@ def format_markdown(report: SpeedReport, command: str) -> str:
     ])
 
 
-def _set_threads(threads: int) -> None:
-    cv2.setNumThreads(threads)
-    try:
-        import torch
-    except ImportError:
-        return
-    torch.set_num_threads(threads)
-
-
 def matmul_gflops(threads: int, size: int = MATMUL_SIZE, repeats: int = 10) -> Dict[str, float]:
     """Best-of-``repeats`` fp32 GFLOP/s of a ``size`` x ``size`` matrix product, per library.
 
@@ -384,7 +371,7 @@ def matmul_gflops(threads: int, size: int = MATMUL_SIZE, repeats: int = 10) -> D
     generic path on AMD processors reaches half of what onnxruntime's MLAS does). numpy is
     left out because its BLAS thread count cannot be set after import.
     """
-    _set_threads(threads)
+    set_thread_pools(threads)
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size), dtype=np.float32)
     b = rng.standard_normal((size, size), dtype=np.float32)

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from ..api import BACKENDS, Tracker, build_tracker
+from ..cli_args import backend_options, parse_box, positive_int, set_thread_pools
 from ..errors import TrackerError
 from ..geometry import Box
 from ..inputs import as_box
@@ -74,30 +75,6 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(ERROR_EXIT)
 
 
-def parse_box(text: str) -> Box:
-    """``"x,y,w,h"`` -> four floats (range checks happen against the first frame)."""
-    parts = text.split(",")
-    try:
-        values = tuple(float(part) for part in parts)
-    except ValueError:
-        values = ()
-    if len(values) != 4:
-        raise argparse.ArgumentTypeError(
-            f"expected four comma-separated numbers x,y,w,h, got {text!r}"
-        )
-    return values
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def _camera_index(text: str) -> int:
     try:
         value = int(text)
@@ -136,9 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
                                "up, see below)")
     tracking.add_argument("--backend", choices=BACKENDS, default="torch",
                           help="inference backend (default: torch)")
-    tracking.add_argument("--threads", metavar="N", type=_positive_int,
+    tracking.add_argument("--threads", metavar="N", type=positive_int,
                           help="CPU threads for OpenCV and the backend (default: theirs)")
-    tracking.add_argument("--max-frames", metavar="N", type=_positive_int,
+    tracking.add_argument("--max-frames", metavar="N", type=positive_int,
                           help="stop after N frames (the first frame counts)")
     outputs = parser.add_argument_group("output")
     outputs.add_argument("--output", metavar="VIDEO",
@@ -173,15 +150,6 @@ def open_source(args: argparse.Namespace) -> FrameSource:
     if args.webcam is not None:
         return open_webcam(args.webcam)
     return open_images(args.images)
-
-
-def set_threads(count: int, backend: str) -> None:
-    """OpenCV's and torch's thread pools (the library itself never changes them)."""
-    cv2.setNumThreads(count)
-    if backend == "torch":
-        import torch
-
-        torch.set_num_threads(count)
 
 
 def _quiet_opencv() -> None:
@@ -257,10 +225,10 @@ def _headless_reason(args: argparse.Namespace, has_box: bool) -> Optional[str]:
 
 def _load_tracker(model: str, reason: str, args: argparse.Namespace) -> Tracker:
     if args.threads:
-        set_threads(args.threads, args.backend)
+        set_thread_pools(args.threads, torch=args.backend == "torch")
     print(_model_line(model, reason, args), flush=True)
-    options = {"threads": args.threads} if args.backend == "onnxruntime" and args.threads else {}
-    return build_tracker(model, args.weights, backend=args.backend, **options)
+    return build_tracker(model, args.weights, backend=args.backend,
+                         **backend_options(args.backend, args.threads))
 
 
 def _select_target(window: Optional[Window], frame: np.ndarray) -> Box:
