@@ -11,7 +11,7 @@ import shutil
 import pytest
 
 from tests.conftest import shared_path
-from tracker import WeightsNotFoundError, build_tracker, integrity, weights
+from tracker import CheckpointError, WeightsNotFoundError, build_tracker, integrity, weights
 
 MODEL = "nanotrack-v2"
 
@@ -131,3 +131,75 @@ def test_explicit_path_is_loaded_without_a_digest_check(checkpoint_copy, hash_ca
     checkpoint_copy.write_bytes(bytes(data))
     build_tracker(MODEL, weights=checkpoint_copy)
     assert hash_calls == []
+
+
+ONNX_ARTIFACTS = ("onnx_backbone", "onnx_head")
+
+
+def _damaged_graph(path, case: str, original) -> None:
+    """Write a zero-byte, truncated (first half of ``original``) or plain-text graph file."""
+    data = original.read_bytes()
+    content = {"empty": b"", "truncated": data[: len(data) // 2], "text": b"not a graph\n"}
+    path.write_bytes(content[case])
+
+
+def _expected_start(path, case: str, export: bool) -> str:
+    if case == "empty":
+        return f"{path} is empty (0 bytes), not an ONNX graph; write or download it again"
+    return f"{path} is not {'a usable' if export else 'an'} ONNX graph (truncated, damaged or"
+
+
+@pytest.mark.parametrize("case", ["empty", "truncated", "text"])
+@pytest.mark.parametrize("part", ["template", "search"])
+def test_damaged_graph_in_an_export_folder_is_named(tmp_path, case, part):
+    from tracker import get_config
+
+    backbone = shared_path("weights", "nanotrack", weights.weights_info(MODEL, "onnx_backbone").file)
+    files = {"template": tmp_path / "template.onnx", "search": tmp_path / "search.onnx"}
+    for graph in files.values():
+        shutil.copyfile(backbone, graph)
+    _damaged_graph(files[part], case, backbone)
+    sidecar = {
+        "format": 1, "model": MODEL, "config": get_config(MODEL).to_dict(),
+        "template": {"file": "template.onnx"}, "search": {"file": "search.onnx"},
+    }
+    (tmp_path / "model.json").write_text(json.dumps(sidecar, default=dict))
+    with pytest.raises(CheckpointError) as caught:
+        build_tracker(MODEL, weights=tmp_path, backend="onnxruntime")
+    assert str(caught.value).startswith(_expected_start(files[part], case, export=True))
+
+
+@pytest.mark.parametrize("case", ["empty", "truncated", "text"])
+@pytest.mark.parametrize("artifact", ONNX_ARTIFACTS)
+def test_damaged_published_graph_is_named(tmp_path, monkeypatch, case, artifact):
+    from tracker.backends import onnx_backend
+
+    published = {
+        name: shared_path("weights", "nanotrack", weights.weights_info(MODEL, name).file)
+        for name in ONNX_ARTIFACTS
+    }
+    damaged = tmp_path / published[artifact].name
+    _damaged_graph(damaged, case, published[artifact])
+    files = {**published, artifact: damaged}
+    monkeypatch.setattr(onnx_backend, "resolve_weights", lambda model, name: files[name])
+    with pytest.raises(CheckpointError) as caught:
+        build_tracker(MODEL, backend="onnxruntime")
+    message = str(caught.value)
+    assert message.startswith(_expected_start(damaged, case, export=False))
+    assert "Missing opset" not in message
+
+
+def test_truncated_published_graph_found_on_disk_fails_its_size_check(folders):
+    info = weights.weights_info(MODEL, "onnx_head")
+    for name in ONNX_ARTIFACTS:
+        shutil.copyfile(
+            shared_path("weights", "nanotrack", weights.weights_info(MODEL, name).file),
+            folders[0] / weights.weights_info(MODEL, name).file,
+        )
+    _damaged_graph(folders[0] / info.file, "truncated", folders[0] / info.file)
+    with pytest.raises(WeightsNotFoundError) as caught:
+        build_tracker(MODEL, backend="onnxruntime")
+    assert str(caught.value).startswith(
+        f"{folders[0] / info.file} has {info.size // 2} bytes, but the published file has "
+        f"{info.size};"
+    )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import onnxruntime as ort
@@ -24,6 +24,9 @@ import onnxruntime as ort
 from ..config import ModelConfig
 from ..errors import CheckpointError, WeightsNotFoundError
 from ..weights import cache_dir, resolve_weights
+
+if TYPE_CHECKING:
+    import onnx
 
 SIDECAR = "model.json"
 #: The sidecar of the int8 search graph that ``python -m tracker.export --int8`` writes.
@@ -33,9 +36,15 @@ Kernel = Tuple[np.ndarray, ...]
 
 
 def session(
-    model: Union[str, bytes, "os.PathLike[str]"], threads: Optional[int] = None
+    model: Union[str, bytes, "os.PathLike[str]"],
+    threads: Optional[int] = None,
+    *,
+    origin: str = "in-memory graph",
 ) -> ort.InferenceSession:
-    """A CPU inference session with all graph optimisations and ``threads`` intra-op threads."""
+    """A CPU inference session with all graph optimisations and ``threads`` intra-op threads.
+
+    ``origin`` names a graph given as bytes in errors (the files it was made from).
+    """
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -47,12 +56,53 @@ def session(
         if threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
         options.intra_op_num_threads = threads
-    source = model if isinstance(model, bytes) else os.fspath(model)
+    source = model if isinstance(model, bytes) else os.fspath(graph_file(model))
     try:
         return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime raises its own exception types
-        name = "in-memory graph" if isinstance(model, bytes) else os.fspath(model)
-        raise CheckpointError(f"{name} is not a usable ONNX graph: {error}") from None
+        name = origin if isinstance(model, bytes) else source
+        raise CheckpointError(
+            f"{name} is not a usable ONNX graph (truncated, damaged or another kind of file; "
+            f"write or download it again): {error}"
+        ) from None
+
+
+def graph_file(path: Union[str, "os.PathLike[str]"]) -> Path:
+    """``path`` as a :class:`Path`, once it is known to be a non-empty file.
+
+    onnx parses an empty file as an empty model, and onnxruntime then reports a missing opset
+    without naming the file, so an empty file is refused here, by name.
+    """
+    file = Path(os.fspath(path))
+    if not file.is_file():
+        raise FileNotFoundError(f"ONNX graph file not found: {file}")
+    if file.stat().st_size == 0:
+        raise CheckpointError(
+            f"{file} is empty (0 bytes), not an ONNX graph; write or download it again"
+        )
+    return file
+
+
+def load_graph(path: Union[str, "os.PathLike[str]"]) -> onnx.ModelProto:
+    """The ONNX model in the file at ``path``; a :class:`CheckpointError` naming the file when
+    it is empty, truncated, not ONNX, or holds no graph."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    file = graph_file(path)
+    try:
+        model = onnx.load(os.fspath(file))
+    except (DecodeError, ValueError) as error:
+        raise CheckpointError(
+            f"{file} is not an ONNX graph (truncated, damaged or another kind of file; write or "
+            f"download it again): {error}"
+        ) from None
+    if not model.graph.node or not model.opset_import:
+        raise CheckpointError(
+            f"{file} is not an ONNX graph (it holds no operator nodes or no opset); write or "
+            "download it again"
+        )
+    return model
 
 
 class ExportedRunner:
@@ -82,9 +132,7 @@ class ExportedRunner:
 
 def free_spatial_dims(path: Union[str, "os.PathLike[str]"]) -> bytes:
     """The graph at ``path`` with its inputs' and outputs' height and width made symbolic."""
-    import onnx
-
-    model = onnx.load(os.fspath(path))
+    model = load_graph(path)
     for value in list(model.graph.input) + list(model.graph.output):
         dims = value.type.tensor_type.shape.dim
         for index, label in ((2, "height"), (3, "width")):
@@ -152,10 +200,9 @@ def search_graph_of_pair(
     One graph means one session, so one thread pool per search: two sessions run back to back
     leave each other's pool threads spinning on the cores the other one needs.
     """
-    import onnx
     import onnx.compose
 
-    first, second = onnx.load(os.fspath(backbone)), onnx.load(os.fspath(head))
+    first, second = load_graph(backbone), load_graph(head)
     (image,), (features,) = first.graph.input, first.graph.output
     template_features, search_features = second.graph.input
     merged = onnx.compose.merge_models(
@@ -180,8 +227,10 @@ def load_published_nanotrack(config: ModelConfig, threads: Optional[int] = None)
     backbone = resolve_weights(config.name, "onnx_backbone")
     head = resolve_weights(config.name, "onnx_head")
     return ExportedRunner(
-        session(free_spatial_dims(backbone), threads),
-        session(search_graph_of_pair(backbone, head), threads),
+        session(free_spatial_dims(backbone), threads, origin=str(backbone)),
+        session(
+            search_graph_of_pair(backbone, head), threads, origin=f"{backbone} joined to {head}"
+        ),
     )
 
 
