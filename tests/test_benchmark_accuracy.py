@@ -51,10 +51,12 @@ def weights_env(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def restore_torch_threads():
-    """``--threads`` in this process sets torch's thread count; give the next tests theirs back."""
-    threads = torch.get_num_threads()
+    """``--threads`` in this process sets torch's and OpenCV's thread counts; give the next tests
+    theirs back."""
+    threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
     yield
     torch.set_num_threads(threads)
+    cv2.setNumThreads(cv2_threads)
 
 
 @pytest.fixture(scope="module")
@@ -413,15 +415,17 @@ def test_raw_boxes_protocol_reproduces_the_reference_trajectory(otb_root, tmp_pa
     np.testing.assert_allclose(ours[1:], reference[1:] + [0.5, 0.5, 0, 0], atol=0.02)
 
 
-@pytest.mark.parametrize("option", ["--results", "--reports"])
+@pytest.mark.parametrize("option", ["--results", "--reports", "--markdown"])
 def test_unwritable_output_folder_fails_before_tracking(tmp_path, otb_root, option):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    folders = {"--results": tmp_path / "r", "--reports": tmp_path / "p", option: blocker / "sub"}
+    folders = {"--results": tmp_path / "r", "--reports": tmp_path / "p",
+               option: blocker / "sub" / ("table.md" if option == "--markdown" else "")}
     code, _, err = _cli("accuracy", "--dataset", "otb", "--root", otb_root, "--model", MODEL,
                         "--sequences", "Girl", *[str(v) for kv in folders.items() for v in kv])
     assert code == 2
-    assert err.splitlines()[-1] == f"error: {option}: cannot write to {blocker / 'sub'}: Not a directory"
+    assert err.splitlines()[-1] == (
+        f"error: {option}: {blocker / 'sub'} is not a folder (it or a parent is a file)")
     assert not list(tmp_path.rglob("Girl.txt"))
 
 
@@ -525,3 +529,13 @@ def test_absent_first_box_is_a_one_line_error_naming_the_sequence(tmp_path, firs
     assert err.splitlines()[-1].startswith(
         f"error: sequence Tiny: the first frame's ground truth {shown} marks no target")
     assert "Traceback" not in err and not list(tmp_path.rglob("Tiny.txt"))
+
+
+@pytest.mark.parametrize("option", ["--workers", "--threads"])
+def test_a_count_below_one_is_a_usage_error_naming_the_option(otb_root, option):
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as stop, contextlib.redirect_stderr(err):
+        main(["accuracy", "--dataset", "otb", "--root", str(otb_root), "--model", MODEL,
+              option, "0"])
+    assert stop.value.code == 2
+    assert f"argument {option}: expected a positive integer, got '0'" in err.getvalue()

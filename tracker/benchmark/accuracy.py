@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import re
-import shlex
 import signal
 import sys
 import threading
@@ -41,6 +40,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from tqdm import tqdm
 
 from .. import api
+from ..cli_args import (
+    backend_options, ensure_writable_dir, positive_int, quote_command, set_thread_pools,
+)
 from ..zoo import get_config, list_models
 from . import markdown
 from .datasets import DATASETS, GOT10kFolder, open_dataset
@@ -65,11 +67,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_common_arguments(run)
-    run.add_argument("--workers", type=_positive_int, default=1,
+    run.add_argument("--workers", type=positive_int, default=1,
                      help="processes tracking sequences in parallel (default 1)")
-    run.add_argument("--threads", type=_positive_int, default=None,
-                     help="threads per process, torch or onnxruntime (default: 1 with "
-                          "--workers > 1, else the backend's default)")
+    run.add_argument("--threads", type=positive_int, default=None,
+                     help="threads per process: the backend's (torch or onnxruntime) and OpenCV's "
+                          "(default: 1 with --workers > 1, else the libraries' defaults)")
     run.add_argument("--shard", type=_shard, default=None, metavar="I/N",
                      help="run only shard I of N (every N-th sequence of the sorted list, from "
                           "the I-th) and write no report; build it with `merge` afterwards")
@@ -121,13 +123,6 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write the table as Markdown, with the command that made it")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def _shard(text: str) -> Tuple[int, int]:
     match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
     if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
@@ -163,9 +158,11 @@ def run_accuracy(args: argparse.Namespace) -> int:
           f"{len(args.models)} models; {len(tasks)} to track, {skipped} finished before (skipped)",
           file=sys.stderr)
     if tasks:
-        _check_writable(args.results, "--results")
+        ensure_writable_dir(args.results, "--results")
         if args.shard is None:
-            _check_writable(args.reports, "--reports")
+            ensure_writable_dir(args.reports, "--reports")
+            if args.markdown is not None:
+                ensure_writable_dir(args.markdown.parent, "--markdown")
         _check_models(args.models, args.backend, args.weights)
         threads = args.threads if args.threads is not None else (1 if args.workers > 1 else None)
         try:
@@ -180,7 +177,7 @@ def run_accuracy(args: argparse.Namespace) -> int:
     if args.shard is not None:
         print(f"shard {args.shard[0]}/{args.shard[1]} done ({len(seq_names)} sequences); once "
               f"every shard is done, build the report with: python -m tracker.benchmark merge "
-              f"{_data_arguments(args)}", file=sys.stderr)
+              f"{quote_command(_data_arguments(args))}", file=sys.stderr)
         return 0
     return _report(args, experiment, names)
 
@@ -210,17 +207,6 @@ def _open(args: argparse.Namespace):
     return dataset, make_experiment(dataset, str(args.results), str(args.reports))
 
 
-def _check_writable(folder: Path, option: str) -> None:
-    """Fail before any tracking when ``folder`` cannot be created or written to."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write-test"
-        probe.touch()
-        probe.unlink()
-    except OSError as error:
-        raise ValueError(f"{option}: cannot write to {folder}: {error.strerror}") from None
-
-
 def _check_models(models: Sequence[str], backend: str, weights: Optional[Path]) -> None:
     """Fail before any work when a model's weights cannot be found or do not fit."""
     for model in models:
@@ -241,10 +227,8 @@ class _Runner:
     """Tracks (model, sequence) tasks in one process; trackers are built on first use."""
 
     def __init__(self, experiment, settings: RunSettings, counter) -> None:
-        if settings.threads is not None and settings.backend == "torch":
-            import torch
-
-            torch.set_num_threads(settings.threads)
+        if settings.threads is not None:
+            set_thread_pools(settings.threads, torch=settings.backend == "torch")
         self.experiment = experiment
         self.settings = settings
         self.counter = counter
@@ -258,7 +242,7 @@ class _Runner:
                 tracker_name(model, settings.backend, settings.raw_boxes, settings.weights),
                 api.build_tracker(
                     model, settings.weights, backend=settings.backend,
-                    threads=settings.threads if settings.backend == "onnxruntime" else None,
+                    **backend_options(settings.backend, settings.threads),
                 ),
                 0.0 if settings.raw_boxes else self.experiment.dataset.box_origin,
                 self.counter,
@@ -400,12 +384,12 @@ def absent_note(performance: Optional[dict], names: Sequence[str]) -> str:
 def _markdown(args: argparse.Namespace, header: Sequence[str], rows: Sequence[Sequence[str]],
               absent: str) -> str:
     lines = markdown.table(header, rows)
-    command = f"python -m tracker.benchmark {args.command} {_data_arguments(args)}"
+    argv = ["python", "-m", "tracker.benchmark", args.command, *_data_arguments(args)]
     if getattr(args, "workers", 1) != 1:
-        command += f" --workers {args.workers}"
+        argv += ["--workers", args.workers]
     if getattr(args, "threads", None) is not None:
-        command += f" --threads {args.threads}"
-    command += f" --markdown {shlex.quote(str(args.markdown))}"
+        argv += ["--threads", args.threads]
+    command = quote_command([*argv, "--markdown", args.markdown])
     return "\n".join([
         *lines,
         "",
@@ -416,7 +400,7 @@ def _markdown(args: argparse.Namespace, header: Sequence[str], rows: Sequence[Se
     ])
 
 
-def _data_arguments(args: argparse.Namespace) -> str:
+def _data_arguments(args: argparse.Namespace) -> List[str]:
     """The options that select data and models, as a command line would give them."""
     parts = ["--dataset", args.dataset, "--root", str(args.root)]
     if args.dataset == "got10k":
@@ -435,4 +419,4 @@ def _data_arguments(args: argparse.Namespace) -> str:
         parts += ["--results", str(args.results)]
     if args.reports != Path("reports"):
         parts += ["--reports", str(args.reports)]
-    return " ".join(shlex.quote(p) for p in parts)
+    return parts
