@@ -5,7 +5,7 @@ writes the results in the toolkit's layout under --results, has the toolkit comp
 under --reports (performance.json, success and precision plots as PNG) and prints one row per
 model. Finished sequences are skipped, so an interrupted run resumes where it stopped.
 --workers N spreads the sequences over N processes, each building its own tracker and using one
-torch thread unless --threads says otherwise. --shard I/N tracks only every N-th sequence of
+backend thread and one OpenCV thread unless --threads says otherwise. --shard I/N tracks only every N-th sequence of
 the sorted list, starting with the I-th, and writes no report: merge builds it once every
 shard is done (all shards writing to the same --results folder, or their folders copied into one).
 
