@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import shared_path
 from tracker import crop
+from tracker.conventions import CONVENTION_NAMES, convention
 from tracker.crop import crop_square, padding_value, window_origin
 
 PYSOT_STYLE = ["pysot/siamrpn_alex_dwxcorr", "pysot/siamrpn_mobilev2_l234_dwxcorr"]
@@ -31,12 +32,12 @@ def test_pysot_style_crops_are_exact(folder):
     assert len(cases) == 10
     for case in cases:
         size = case["original_size"]
-        x0 = window_origin(case["center_cxcy_0based"][0], size, "pysot")
-        y0 = window_origin(case["center_cxcy_0based"][1], size, "pysot")
+        x0 = window_origin(case["center_cxcy_0based"][0], size, convention("pysot"))
+        y0 = window_origin(case["center_cxcy_0based"][1], size, convention("pysot"))
         assert [x0, y0] == case["window_x0y0_0based"], case["name"]
         crop = crop_square(
             _frame(case), case["center_cxcy_0based"], size, case["output_size"],
-            padding_value(case["avg_chans_bgr"], "pysot"), "pysot",
+            padding_value(case["avg_chans_bgr"], convention("pysot")), convention("pysot"),
         )
         np.testing.assert_array_equal(crop, arrays[case["array"]], err_msg=case["name"])
 
@@ -46,28 +47,30 @@ def test_siamfc_style_crops_are_exact():
     for case in cases:
         size = int(np.round(case["size"]))
         assert size == case["size_rounded"]
-        y0 = window_origin(case["center_cxcy_0based"][1], size, "siamfc")
-        x0 = window_origin(case["center_cxcy_0based"][0], size, "siamfc")
+        y0 = window_origin(case["center_cxcy_0based"][1], size, convention("siamfc"))
+        x0 = window_origin(case["center_cxcy_0based"][0], size, convention("siamfc"))
         assert [y0, x0] == case["window_y0x0_0based"], case["name"]
         rgb = _frame(case)[..., ::-1]
         crop = crop_square(
             rgb, case["center_cxcy_0based"], size, case["output_size"],
-            padding_value(case["avg_color_rgb"], "siamfc"), "siamfc",
+            padding_value(case["avg_color_rgb"], convention("siamfc")), convention("siamfc"),
         )
         np.testing.assert_array_equal(crop, arrays[case["array"]], err_msg=case["name"])
 
 
 def test_padding_value_truncates_or_rounds():
-    assert padding_value([134.43, 144.69, 0.5], "pysot").tolist() == [134, 144, 0]
-    assert padding_value([134.43, 144.69, 0.5], "siamfc").tolist() == [134, 145, 0]
+    assert padding_value([134.43, 144.69, 0.5], convention("pysot")).tolist() == [134, 144, 0]
+    assert padding_value([134.43, 144.69, 0.5], convention("siamfc")).tolist() == [134, 145, 0]
 
 
 def test_origin_rules_differ_where_the_references_do():
     # centre 10, 4-pixel window: pysot floor(10 - 2.5 + 0.5) = 8; DaSiamRPN round(8.0) = 8;
     # siamfc round(10 - 1.5) = round(8.5) = 8 (half to even).
-    assert [window_origin(10, 4, c) for c in ("pysot", "dasiamrpn", "siamfc")] == [8, 8, 8]
-    assert [window_origin(10.5, 5, c) for c in ("pysot", "dasiamrpn", "siamfc")] == [8, 8, 8]
-    assert [window_origin(11, 4, c) for c in ("pysot", "dasiamrpn", "siamfc")] == [9, 9, 10]
+    rules = [convention(name) for name in CONVENTION_NAMES]
+    assert CONVENTION_NAMES == ("pysot", "dasiamrpn", "siamfc")
+    assert [window_origin(10, 4, r) for r in rules] == [8, 8, 8]
+    assert [window_origin(10.5, 5, r) for r in rules] == [8, 8, 8]
+    assert [window_origin(11, 4, r) for r in rules] == [9, 9, 10]
 
 
 def test_window_entirely_outside_is_all_padding():
@@ -78,8 +81,9 @@ def test_window_entirely_outside_is_all_padding():
 
 
 def test_unknown_convention_and_bad_size_are_named():
-    with pytest.raises(ValueError, match="convention"):
-        window_origin(1.0, 3, "opencv")
+    with pytest.raises(ValueError, match=r"convention must be one of \('pysot', 'dasiamrpn', "
+                       r"'siamfc'\), got 'opencv'"):
+        convention("opencv")
     with pytest.raises(ValueError, match="crop size"):
         crop_square(np.zeros((4, 4, 3), np.uint8), (1.0, 1.0), 0, 3, np.zeros(3, np.uint8))
 

@@ -8,42 +8,28 @@ frame's channel order; converting to a network blob is the backend's job.
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
-# Where an S-pixel window centred at ``c`` starts, per reference implementation.
-# pysot/NanoTrack: floor(c - (S+1)/2 + 0.5); DaSiamRPN keeps its centre half a pixel to the
-# right (corner coordinates) and rounds half to even; siamfc-pytorch centres the window
-# exactly and rounds half to even.
-_ORIGIN_RULES: Dict[str, Callable[[float, int], int]] = {
-    "pysot": lambda c, s: math.floor(c - (s + 1) / 2 + 0.5),
-    "dasiamrpn": lambda c, s: round(c + 0.5 - (s + 1) / 2),
-    "siamfc": lambda c, s: round(c - (s - 1) / 2),
-}
+from .conventions import Convention, convention
+
+_PYSOT = convention("pysot")
 
 
-def window_origin(center: float, size: int, convention: str = "pysot") -> int:
+def window_origin(center: float, size: int, rules: Convention = _PYSOT) -> int:
     """First pixel index of a ``size``-pixel window centred at ``center``."""
-    try:
-        rule = _ORIGIN_RULES[convention]
-    except KeyError:
-        raise ValueError(
-            f"convention must be one of {tuple(_ORIGIN_RULES)}, got {convention!r}"
-        ) from None
-    return int(rule(float(center), int(size)))
+    return int(rules.crop_origin(float(center), int(size)))
 
 
-def padding_value(mean: Sequence[float], convention: str = "pysot") -> np.ndarray:
+def padding_value(mean: Sequence[float], rules: Convention = _PYSOT) -> np.ndarray:
     """The uint8 fill colour for pixels outside the frame, from the frame's channel means.
 
     pysot, DaSiamRPN and NanoTrack truncate the mean; siamfc-pytorch lets OpenCV round it.
     """
-    values = np.asarray(mean, dtype=np.float64)
-    values = np.rint(values) if convention == "siamfc" else np.trunc(values)
+    values = rules.padding_rounding(np.asarray(mean, dtype=np.float64))
     return np.clip(values, 0, 255).astype(np.uint8)
 
 
@@ -53,20 +39,21 @@ def crop_square(
     size: int,
     out_size: int,
     pad: np.ndarray,
-    convention: str = "pysot",
+    rules: Convention = _PYSOT,
 ) -> np.ndarray:
     """Cut a ``size`` x ``size`` window centred at ``center = (cx, cy)`` and resize it.
 
     Pixels outside ``image`` take the colour ``pad`` (uint8, one value per channel). The
     patch is resized to ``out_size`` with ``cv2.resize`` (bilinear) unless it already has
-    that size. Returns uint8 ``out_size`` x ``out_size`` x channels.
+    that size. ``rules`` places the window (see :class:`~tracker.conventions.Convention`).
+    Returns uint8 ``out_size`` x ``out_size`` x channels.
     """
     size = int(size)
     if size < 1:
         raise ValueError(f"crop size must be at least 1 pixel, got {size}")
     height, width = image.shape[:2]
-    x0 = window_origin(center[0], size, convention)
-    y0 = window_origin(center[1], size, convention)
+    x0 = window_origin(center[0], size, rules)
+    y0 = window_origin(center[1], size, rules)
     x1, y1 = x0 + size, y0 + size
     if x0 >= 0 and y0 >= 0 and x1 <= width and y1 <= height:
         patch = image[y0:y1, x0:x1]

@@ -14,6 +14,7 @@ from typing import Dict, Tuple
 import numpy as np
 
 from ..config import NanoTrackParams, SiamRPNParams
+from ..conventions import convention
 from ..crop import crop_square, padding_value
 from ..errors import TrackerError
 from ..geometry import clip_state, context_size, hanning_window, shape_penalty, smooth_size
@@ -37,9 +38,7 @@ class ProposalLoop(TrackingLoop):
         self, params: SiamRPNParams | NanoTrackParams, runner: NetworkRunner, input_order: str
     ) -> None:
         super().__init__(params, runner, input_order)
-        # DaSiamRPN and pysot clip the centre to [0, W] in their own coordinates, which sit
-        # half a pixel apart.
-        self._center_offset = 0.5 if self.params.convention == "dasiamrpn" else 0.0
+        self._rules = convention(self.params.convention)
         self._grids: Dict[int, Tuple[np.ndarray, ...]] = {}
         self._kernel = None
 
@@ -57,10 +56,10 @@ class ProposalLoop(TrackingLoop):
     def start(self, frame: np.ndarray, state: State) -> None:
         p = self.params
         cx, cy, w, h = state
-        self._pad = padding_value(channel_means(frame), p.convention)
+        self._pad = padding_value(channel_means(frame), self._rules)
         self._search = self._instance_size(frame, w, h)
         side = round(context_size(w, h, p.context_amount))
-        z = crop_square(frame, (cx, cy), side, p.exemplar_size, self._pad, p.convention)
+        z = crop_square(frame, (cx, cy), side, p.exemplar_size, self._pad, self._rules)
         self._kernel = self.runner.template(to_blob(z, input_order=self.input_order))
         self._state = state
 
@@ -70,7 +69,7 @@ class ProposalLoop(TrackingLoop):
         s_z = context_size(w, h, p.context_amount)
         scale = p.exemplar_size / s_z
         side = round(s_z * self._search / p.exemplar_size)
-        x = crop_square(frame, (cx, cy), side, self._search, self._pad, p.convention)
+        x = crop_square(frame, (cx, cy), side, self._search, self._pad, self._rules)
         outputs = self.runner.track(self._kernel, to_blob(x, input_order=self.input_order))
         grid = self._grids.get(self._search)
         if grid is None:
@@ -90,7 +89,7 @@ class ProposalLoop(TrackingLoop):
         frame_h, frame_w = frame.shape[:2]
         self._state = clip_state(
             cx + dx[best] / scale, cy + dy[best] / scale, new_w, new_h,
-            frame_w, frame_h, p.min_size, self._center_offset,
+            frame_w, frame_h, p.min_size, self._rules.center_offset,
         )
         return self._state, float(score[best])
 
@@ -116,9 +115,7 @@ class SiamRPNLoop(ProposalLoop):
             base_w = int(np.sqrt(stride * stride / ratio))
             base_h = int(base_w * ratio)
             shapes.extend((base_w * s, base_h * s) for s in p.anchor_scales)
-        # pysot starts the grid at -(S // 2) * stride, DaSiamRPN at -(S / 2) * stride.
-        half = size / 2 if p.convention == "dasiamrpn" else size // 2
-        offsets = (np.arange(size) - half) * stride
+        offsets = (np.arange(size) - self._rules.grid_half(size)) * stride
         grid_x = np.tile(np.tile(offsets, size), len(shapes))
         grid_y = np.tile(np.repeat(offsets, size), len(shapes))
         anchor_w = np.repeat([s[0] for s in shapes], size * size).astype(np.float64)

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from ..config import SiamFCParams
+from ..conventions import convention
 from ..crop import crop_square, padding_value
 from ..geometry import context_size, hanning_window
 from .base import NetworkRunner, State, TrackingLoop, channel_means, to_blob
@@ -34,15 +35,18 @@ class SiamFCLoop(TrackingLoop):
         self._scale_penalties = np.where(
             np.arange(p.scale_num) == p.scale_num // 2, 1.0, p.scale_penalty
         )
+        self._rules = convention(p.convention)
         self._kernel = None
 
     def start(self, frame: np.ndarray, state: State) -> None:
         p = self.params
         cx, cy, w, h = state
-        self._pad = padding_value(channel_means(frame), p.convention)
+        self._pad = padding_value(channel_means(frame), self._rules)
         self._z_size = context_size(w, h, p.context_amount)
         self._x_size = self._z_size * p.instance_size / p.exemplar_size
-        z = crop_square(frame, (cx, cy), round(self._z_size), p.exemplar_size, self._pad, "siamfc")
+        z = crop_square(
+            frame, (cx, cy), round(self._z_size), p.exemplar_size, self._pad, self._rules
+        )
         self._kernel = self.runner.template(to_blob(z, input_order=self.input_order))
         self._state = state
 
@@ -50,7 +54,9 @@ class SiamFCLoop(TrackingLoop):
         p = self.params
         cx, cy, w, h = self._state
         crops = [
-            crop_square(frame, (cx, cy), round(self._x_size * f), p.instance_size, self._pad, "siamfc")
+            crop_square(
+                frame, (cx, cy), round(self._x_size * f), p.instance_size, self._pad, self._rules
+            )
             for f in self._scales
         ]
         raw = self.runner.track(self._kernel, to_blob(*crops, input_order=self.input_order))
