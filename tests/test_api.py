@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 
 import cv2
@@ -49,8 +50,12 @@ def test_list_models_names_every_published_model():
 def test_describe_gives_config_source_and_licence():
     info = tracker.describe("nanotrack-v2")
     assert info["config"]["tracking"]["window_influence"] == 0.49
-    assert "Apache-2.0" in info["license"]
-    assert info["weights"]["artifacts"]["checkpoint"]["file"] == "nanotrackv2.pth"
+    assert (info["family"], info["license"]) == ("nanotrack", "Apache-2.0")
+    assert info["attribution"].startswith("NanoTrack, Copyright HonglinChu")
+    checkpoint = info["artifacts"]["checkpoint"]
+    assert (checkpoint["file"], checkpoint["size"]) == ("nanotrackv2.pth", 2095829)
+    assert checkpoint["sha256"].startswith("938a320c")
+    assert json.loads(json.dumps(info)) == info
     with pytest.raises(UnknownNameError, match="unknown model 'nanotrack-v9'"):
         tracker.describe("nanotrack-v9")
 

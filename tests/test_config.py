@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -53,17 +54,17 @@ def test_pysot_models_use_the_published_config(name):
     assert (params.anchor_stride, list(params.anchor_ratios), list(params.anchor_scales)) == (
         anchor["STRIDE"], anchor["RATIOS"], anchor["SCALES"])
     assert params.score_size() == published["derived"]["score_size"]
-    network = config.network
+    network = config.to_dict()["network"]
     for key, value in published["BACKBONE"]["KWARGS"].items():
-        assert network.backbone_kwargs[key] == value, key
+        assert network["backbone_kwargs"][key] == value, key
     if published["ADJUST"]["ADJUST"]:
         for key, value in published["ADJUST"]["KWARGS"].items():
-            assert network.neck_kwargs[key] == value, key
-        assert network.neck_kwargs["center_size"] == published["ADJUST"]["center_size"]
+            assert network["neck_kwargs"][key] == value, key
+        assert network["neck_kwargs"]["center_size"] == published["ADJUST"]["center_size"]
     else:
-        assert network.neck is None
+        assert network["neck"] is None
     for key, value in published["RPN"]["KWARGS"].items():
-        assert network.head_kwargs[key] == value, key
+        assert network["head_kwargs"][key] == value, key
 
 
 def test_siamfc_uses_the_published_config():
@@ -130,13 +131,46 @@ def test_nanotrack_models_use_the_published_config(version):
     assert params.score_size == track.get("OUTPUT_SIZE", 16)
 
 
-def test_a_config_is_the_callers_own_copy():
-    first = tracker.get_config("siamrpnpp-alex")
-    first.network.backbone_kwargs["width_mult"] = 2.0
-    first.network.head_kwargs["out_channels"] = 8
-    again = tracker.get_config("siamrpnpp-alex")
-    assert again.network.backbone_kwargs["width_mult"] == 1.0
-    assert again.network.head_kwargs["out_channels"] == 256
+def test_configs_are_immutable_and_hashable():
+    config = tracker.get_config("siamrpnpp-mobilenetv2")
+    with pytest.raises(TypeError):
+        config.network.backbone_kwargs["width_mult"] = 2.0
+    with pytest.raises(AttributeError):
+        config.network.neck_kwargs["in_channels"].append(1)
+    assert tracker.get_config("siamrpnpp-mobilenetv2") is config
+    assert config.network.backbone_kwargs == {"used_layers": (3, 5, 7), "width_mult": 1.4}
+    assert hash(config) == hash(ModelConfig.from_dict(config.to_dict()))
+    with pytest.raises(ValueError, match="head_kwargs must be a mapping, got list"):
+        dataclasses.replace(config.network, head_kwargs=[1])
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"penalty_k": "a"}, r"penalty_k must be a finite number >= 0, got 'a' \(str\)"),
+    ({"min_size": -5}, r"min_size must be >= 0, got -5.0"),
+    ({"score_size": True}, r"score_size must be an int > 0, got True \(bool\)"),
+    ({"score_size": 15.0}, r"score_size must be an int > 0, got 15.0 \(float\)"),
+    ({"lr": float("nan")}, r"lr must be a finite number in \[0, 1\], got nan"),
+    ({"window_influence": 1.5}, r"window_influence must be in \[0, 1\], got 1.5"),
+    ({"instance_size": 100}, r"instance_size must be at least exemplar_size, got 100 and 127"),
+    ({"context_amount": 0}, r"context_amount must be > 0, got 0.0"),
+])
+def test_every_tracking_override_is_type_and_range_checked(override, message):
+    with pytest.raises(ValueError, match=message):
+        tracker.get_config("nanotrack-v2").with_tracking(**override)
+
+
+@pytest.mark.parametrize("name", tracker.list_models())
+def test_every_hyper_parameter_of_every_model_has_a_declared_range(name):
+    params = tracker.get_config(name).tracking
+    for spec in dataclasses.fields(params):
+        if spec.name != "convention":
+            params._limit(spec.name)
+    rpn = tracker.get_config("siamrpnpp-alex")
+    with pytest.raises(ValueError, match=r"anchor_ratios must be a non-empty sequence"):
+        rpn.with_tracking(anchor_ratios=())
+    with pytest.raises(ValueError, match=r"anchor_scales must be > 0, got -8.0"):
+        rpn.with_tracking(anchor_scales=(-8,))
+    assert rpn.with_tracking(lr=1).tracking.lr == 1.0
 
 
 def test_overrides_are_checked_and_leave_the_original_alone():

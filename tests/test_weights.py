@@ -1,7 +1,8 @@
-"""Weights manifest, lookup order and downloads (against an HTTP server on 127.0.0.1; offline)."""
+"""Model records' published files, lookup order and downloads (against an HTTP server on 127.0.0.1; offline)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import http.server
@@ -16,7 +17,8 @@ import threading
 import pytest
 
 from tests.conftest import ROOT, shared_path
-from tracker import weights
+import tracker
+from tracker import weights, zoo
 from tracker.errors import UnknownNameError, WeightsNotFoundError
 from tracker.zoo import list_models
 
@@ -85,46 +87,31 @@ def dirs(tmp_path, monkeypatch):
     return folders
 
 
-def _toy_manifest(tmp_path, monkeypatch, url):
-    """Point the module at a manifest with a downloadable ``toy`` and a page-only ``manual``."""
-    manifest = {
-        "format": 1,
-        "models": {
-            "toy": {
-                "source": "https://example.org/toy",
-                "license": "MIT",
-                "license_url": "https://example.org/toy/LICENSE",
-                "attribution": "toy weights",
-                "artifacts": {
-                    "checkpoint": {
-                        "file": "toy.pth", "sha256": PAYLOAD_SHA, "size": len(PAYLOAD), "url": url,
-                    }
-                },
-            },
-            "manual": {
-                "source": "https://example.org/manual-zoo",
-                "license": "MIT",
-                "license_url": "https://example.org/manual/LICENSE",
-                "attribution": "manual weights",
-                "artifacts": {
-                    "checkpoint": {
-                        "file": "manual.pth", "sha256": None, "url": None, "page": MANUAL_PAGE,
-                        "published_as": "model.pth",
-                    }
-                },
-            },
-        },
-    }
-    path = tmp_path / "manifest.json"
-    path.write_text(json.dumps(manifest))
-    monkeypatch.setattr(weights, "MANIFEST_FILE", path)
+def _toy_record(name, artifact, license_name="MIT"):
+    config = dataclasses.replace(zoo.get_config("nanotrack-v2"), name=name)
+    provenance = zoo.Provenance(
+        source=f"https://example.org/{name}", license=license_name,
+        license_url=f"https://example.org/{name}/LICENSE", attribution=f"{name} weights",
+    )
+    return zoo.ModelRecord(config, provenance, (artifact,), "Toy", "toy network")
+
+
+def _toy_records(monkeypatch, url, toy_file="toy.pth"):
+    """Add records of a downloadable ``toy`` and a page-only ``manual`` model to the lookup."""
+    toy = zoo.Artifact(kind="checkpoint", file=toy_file, page="https://example.org/toy",
+                       sha256=PAYLOAD_SHA, size=len(PAYLOAD), url=url)
+    manual = zoo.Artifact(kind="checkpoint", file="manual.pth", page=MANUAL_PAGE,
+                          published_as="model.pth")
+    records = {"toy": _toy_record("toy", toy), "manual": _toy_record("manual", manual)}
+    real = zoo.get_record
+    monkeypatch.setattr(weights, "get_record", lambda name: records.get(name) or real(name))
 
 
 @pytest.fixture
 def toy(tmp_path, monkeypatch, dirs, server):
     """The toy manifest with its URL on the test server, which serves the right bytes."""
     (server.root / "toy.pth").write_bytes(PAYLOAD)
-    _toy_manifest(tmp_path, monkeypatch, f"{server.url}/toy.pth")
+    _toy_records(monkeypatch, f"{server.url}/toy.pth")
     return server
 
 
@@ -171,7 +158,7 @@ def test_checksum_mismatch_discards_the_download(toy, dirs):
 
 def test_unreachable_host_names_file_url_and_folders(tmp_path, monkeypatch, dirs, closed_port_url):
     url = f"{closed_port_url}/toy.pth"
-    _toy_manifest(tmp_path, monkeypatch, url)
+    _toy_records(monkeypatch, url)
     with pytest.raises(WeightsNotFoundError) as caught:
         weights.resolve_weights("toy", progress=False)
     message = str(caught.value)
@@ -192,9 +179,7 @@ def test_http_error_is_reported(toy, dirs):
 
 def test_truncated_body_leaves_no_file(toy, dirs, monkeypatch):
     monkeypatch.setenv(weights.MIRROR_ENV, f"{toy.url}/cut")
-    manifest = json.loads(weights.MANIFEST_FILE.read_text())
-    manifest["models"]["toy"]["artifacts"]["checkpoint"]["file"] = "truncated.pth"
-    weights.MANIFEST_FILE.write_text(json.dumps(manifest))
+    _toy_records(monkeypatch, f"{toy.url}/toy.pth", toy_file="truncated.pth")
     with pytest.raises(WeightsNotFoundError, match="closed after 10 of 1000 bytes"):
         weights.resolve_weights("toy", progress=False)
     assert toy.hits == ["/cut/truncated.pth"]
@@ -233,7 +218,7 @@ def test_real_manifest_no_url_model_names_its_model_zoo_link(dirs):
 
 
 def test_mirror_replaces_the_manifest_url(tmp_path, monkeypatch, dirs, server, closed_port_url):
-    _toy_manifest(tmp_path, monkeypatch, f"{closed_port_url}/toy.pth")
+    _toy_records(monkeypatch, f"{closed_port_url}/toy.pth")
     (server.root / "mirror").mkdir()
     (server.root / "mirror" / "toy.pth").write_bytes(PAYLOAD)
     monkeypatch.setenv(weights.MIRROR_ENV, f"{server.url}/mirror/")
@@ -292,15 +277,16 @@ def test_unknown_names_are_rejected():
         weights.resolve_weights(None)
 
 
-def test_manifest_covers_every_registered_model():
-    models = weights.load_manifest()["models"]
-    assert list(models) == list(list_models())
+def test_every_model_record_names_its_licence_and_published_files():
     for name in list_models():
-        entry = models[name]
-        assert entry["license"] and entry["license_url"].startswith("https://")
-        assert entry["attribution"] and entry["source"].startswith("https://")
-        assert "checkpoint" in entry["artifacts"]
-        for artifact in entry["artifacts"]:
+        record = zoo.get_record(name)
+        provenance = record.provenance
+        assert provenance.license in {"MIT", "Apache-2.0", "CC-BY-SA-3.0"}, name
+        assert provenance.license_url.startswith("https://")
+        assert provenance.attribution and provenance.source.startswith("https://")
+        assert record.artifacts[0].kind == "checkpoint"
+        assert tracker.describe(name)["license"] == provenance.license
+        for artifact in (a.kind for a in record.artifacts):
             info = weights.weights_info(name, artifact)
             assert info.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", info.sha256)
             assert info.url is None or info.url.startswith("https://")

@@ -10,12 +10,12 @@ from typing import Any, Dict, Optional, Tuple, Union
 import numpy as np
 
 from .backends import BACKENDS as BACKEND_LOADERS
-from .config import ModelConfig
+from .config import FAMILIES, ModelConfig
 from .errors import NotInitializedError
 from .geometry import Box, box_to_center, center_to_box
 from .inputs import as_bgr_frame, as_box
-from .loops import LOOPS, NetworkRunner
-from .zoo import get_config
+from .loops import NetworkRunner
+from .zoo import get_config, get_record
 
 #: Names of the backends, in the order the commands list them.
 BACKENDS = BACKEND_LOADERS.names()
@@ -48,7 +48,8 @@ class Tracker:
     def __init__(self, config: ModelConfig, runner: NetworkRunner) -> None:
         self.config = config
         self._runner = runner
-        self._loop = LOOPS[config.family](config.tracking, runner, config.network.input_order)
+        loop = FAMILIES[config.family].loop.resolve()
+        self._loop = loop(config.tracking, runner, config.network.input_order)
         self._frame_shape: Optional[Tuple[int, int]] = None
         self._lock = threading.Lock()
 
@@ -114,8 +115,8 @@ def build_tracker(
     """A ready tracker for a model name (``tracker.list_models()``) or a config.
 
     ``weights``: a checkpoint file (torch) or an export folder (onnxruntime); ``None``
-    looks the model's file up through the weights manifest (``$TRACKER_WEIGHTS``, the
-    project's ``weights/``, the user cache, then a download where the manifest has a URL).
+    looks the model's published file up (``$TRACKER_WEIGHTS``, the project's ``weights/``,
+    the user cache, then a download where the model's record has a URL).
     ``overrides`` replace tracking hyper-parameters, e.g. ``window_influence=0.4``.
     ``device`` (torch backend) is a torch device such as ``"cuda:0"``. ``threads`` sets the
     onnxruntime session's intra-op threads (torch uses ``torch.set_num_threads``, which the
@@ -133,16 +134,12 @@ def build_tracker(
 
 
 def describe(name: str) -> Dict[str, Any]:
-    """What a user needs to choose a model: description, config, source, licence, weights."""
-    from .weights import load_manifest
-
-    config = get_config(name)
+    """What a user needs to choose a model, from its record: description, config, source,
+    licence and published files."""
+    record = get_record(name)
     return {
-        "name": config.name,
-        "family": config.family,
-        "description": config.description,
-        "source": config.source,
-        "license": config.license,
-        "config": config.to_dict(),
-        "weights": load_manifest()["models"].get(name, {}),
+        "name": record.name,
+        "family": record.config.family,
+        "description": record.config.description,
+        **record.to_dict(),
     }

@@ -8,16 +8,48 @@ next to an exported model. Nothing here imports torch.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional, Tuple, Type
+from types import MappingProxyType
+from typing import Any, ClassVar, Dict, Iterator, Mapping, Optional, Tuple, Type
 
-#: Head families; each has one tracking loop.
-FAMILIES = ("siamfc", "siamrpn", "nanotrack")
+from .registry import Entry
 
 #: Geometry rules of the reference implementations (crop window origin, padding value,
 #: centre clipping, anchor grid origin). They differ by half pixels, which the published
 #: checkpoints' tuned hyper-parameters depend on.
 CONVENTIONS = ("pysot", "dasiamrpn", "siamfc")
+
+
+class FrozenDict(Mapping[str, Any]):
+    """A read-only, hashable mapping; nested dicts become ``FrozenDict`` and lists tuples, so
+    a config holding one cannot be changed after it is built (no copies needed to protect it)."""
+
+    def __init__(self, data: Mapping[str, Any] = ()) -> None:
+        self._data = {str(key): _freeze(value) for key, value in dict(data).items()}
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._data.items()))
+
+    def __repr__(self) -> str:
+        return f"FrozenDict({self._data!r})"
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return value if isinstance(value, FrozenDict) else FrozenDict(value)
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -33,15 +65,20 @@ class NetworkConfig:
 
     backbone: str
     head: str
-    backbone_kwargs: Dict[str, Any] = field(default_factory=dict)
+    backbone_kwargs: Mapping[str, Any] = field(default_factory=FrozenDict)
     neck: Optional[str] = None
-    neck_kwargs: Dict[str, Any] = field(default_factory=dict)
+    neck_kwargs: Mapping[str, Any] = field(default_factory=FrozenDict)
     apply_neck: bool = True
-    head_kwargs: Dict[str, Any] = field(default_factory=dict)
+    head_kwargs: Mapping[str, Any] = field(default_factory=FrozenDict)
     input_order: str = "bgr"
-    published_prefixes: Dict[str, str] = field(default_factory=dict)
+    published_prefixes: Mapping[str, str] = field(default_factory=FrozenDict)
 
     def __post_init__(self) -> None:
+        for name in ("backbone_kwargs", "neck_kwargs", "head_kwargs", "published_prefixes"):
+            value = getattr(self, name)
+            if not isinstance(value, Mapping):
+                raise ValueError(f"{name} must be a mapping, got {type(value).__name__}")
+            object.__setattr__(self, name, _freeze(value))
         if self.input_order not in ("bgr", "rgb"):
             raise ValueError(f"input_order must be 'bgr' or 'rgb', got {self.input_order!r}")
 
@@ -61,18 +98,71 @@ class TrackingParams:
     lost_threshold: float = 0.5
     convention: str = "pysot"
 
+    _LIMITS: ClassVar[Mapping[str, "_Limit"]] = {
+        "exemplar_size": "positive",
+        "instance_size": "positive",
+        "context_amount": "positive",
+        "window_influence": "unit",
+        "lost_threshold": "unit",
+    }
+
     def __post_init__(self) -> None:
+        for spec in dataclasses.fields(self):
+            if spec.name != "convention":
+                checked = _checked(spec.name, getattr(self, spec.name), str(spec.type),
+                                   self._limit(spec.name))
+                object.__setattr__(self, spec.name, checked)
         if self.convention not in CONVENTIONS:
             raise ValueError(f"convention must be one of {CONVENTIONS}, got {self.convention!r}")
-        if not 0.0 <= self.window_influence <= 1.0:
-            raise ValueError(f"window_influence must be in [0, 1], got {self.window_influence!r}")
-        if not 0.0 <= self.lost_threshold <= 1.0:
-            raise ValueError(f"lost_threshold must be in [0, 1], got {self.lost_threshold!r}")
-        if self.exemplar_size <= 0 or self.instance_size < self.exemplar_size:
+        if self.instance_size < self.exemplar_size:
             raise ValueError(
-                "exemplar_size must be positive and instance_size at least exemplar_size, got "
-                f"{self.exemplar_size} and {self.instance_size}"
+                "instance_size must be at least exemplar_size, got "
+                f"{self.instance_size} and {self.exemplar_size}"
             )
+
+    @classmethod
+    def _limit(cls, name: str) -> "_Limit":
+        for klass in cls.__mro__:
+            limits = klass.__dict__.get("_LIMITS", {})
+            if name in limits:
+                return limits[name]
+        raise AssertionError(f"{cls.__name__}.{name} has no declared range")
+
+
+#: Ranges a hyper-parameter may take: ``"positive"`` (> 0), ``"non-negative"`` (>= 0),
+#: ``"unit"`` ([0, 1]), ``"unit-positive"`` ((0, 1]).
+_Limit = str
+_RANGES = {
+    "positive": (lambda v: v > 0, "> 0"),
+    "non-negative": (lambda v: v >= 0, ">= 0"),
+    "unit": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "unit-positive": (lambda v: 0 < v <= 1, "in (0, 1]"),
+}
+
+
+def _checked(name: str, value: Any, annotation: str, limit: _Limit) -> Any:
+    """``value`` as its field's type (ints stay ints, reals become floats), or a ``ValueError``
+    naming the field, what it must be and what it got."""
+    if annotation.startswith("Optional[") and value is None:
+        return None
+    inner = annotation[len("Optional["):-1] if annotation.startswith("Optional[") else annotation
+    if inner.startswith("Tuple["):
+        if not isinstance(value, (tuple, list)) or not value:
+            raise ValueError(f"{name} must be a non-empty sequence of numbers, got {value!r}")
+        return tuple(_checked(name, v, "float", limit) for v in value)
+    in_range, wanted = _RANGES[limit]
+    if inner == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be an int {wanted}, got {value!r} ({type(value).__name__})")
+    elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(
+            f"{name} must be a finite number {wanted}, got {value!r} ({type(value).__name__})"
+        )
+    else:
+        value = float(value)
+    if not in_range(value):
+        raise ValueError(f"{name} must be {wanted}, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -94,6 +184,17 @@ class SiamFCParams(TrackingParams):
     total_stride: int = 8
     min_size: float = 10.0
 
+    _LIMITS: ClassVar[Mapping[str, _Limit]] = {
+        "scale_num": "positive",
+        "scale_step": "positive",
+        "scale_lr": "unit",
+        "scale_penalty": "unit-positive",
+        "response_size": "positive",
+        "response_upsample": "positive",
+        "total_stride": "positive",
+        "min_size": "non-negative",
+    }
+
 
 @dataclass(frozen=True)
 class SiamRPNParams(TrackingParams):
@@ -113,6 +214,18 @@ class SiamRPNParams(TrackingParams):
     adaptive_instance_size: Optional[int] = None
     adaptive_area_ratio: float = 0.004
 
+    _LIMITS: ClassVar[Mapping[str, _Limit]] = {
+        "penalty_k": "non-negative",
+        "lr": "unit",
+        "base_size": "non-negative",
+        "anchor_stride": "positive",
+        "anchor_ratios": "positive",
+        "anchor_scales": "positive",
+        "min_size": "non-negative",
+        "adaptive_instance_size": "positive",
+        "adaptive_area_ratio": "unit",
+    }
+
     def score_size(self, instance_size: Optional[int] = None) -> int:
         """Side of the response map for a search region of ``instance_size`` pixels."""
         size = self.instance_size if instance_size is None else instance_size
@@ -129,30 +242,57 @@ class NanoTrackParams(TrackingParams):
     score_size: int = 16
     min_size: float = 10.0
 
+    _LIMITS: ClassVar[Mapping[str, _Limit]] = {
+        "penalty_k": "non-negative",
+        "lr": "unit",
+        "point_stride": "positive",
+        "score_size": "positive",
+        "min_size": "non-negative",
+    }
 
-PARAMS_BY_FAMILY: Mapping[str, Type[TrackingParams]] = {
-    "siamfc": SiamFCParams,
-    "siamrpn": SiamRPNParams,
-    "nanotrack": NanoTrackParams,
-}
+
+@dataclass(frozen=True)
+class Family:
+    """One head family: its hyper-parameter class, its tracking loop (imported when a tracker
+    is built, so configs stay free of numpy-heavy code) and what the loop decodes."""
+
+    params: Type[TrackingParams]
+    loop: Entry
+    decoding: str
+
+
+#: The head families. A new family is its loop module (and its params class) plus one line here.
+FAMILIES: Mapping[str, Family] = MappingProxyType({
+    "siamfc": Family(
+        SiamFCParams, Entry("tracker.loops.siamfc:SiamFCLoop"),
+        "one correlation map per scale, upsampled; the peak moves the box, the best scale sizes it",
+    ),
+    "siamrpn": Family(
+        SiamRPNParams, Entry("tracker.loops.proposals:SiamRPNLoop"),
+        "anchors: per map point and anchor a foreground score and four box deltas",
+    ),
+    "nanotrack": Family(
+        NanoTrackParams, Entry("tracker.loops.proposals:NanoTrackLoop"),
+        "points: per map point a foreground score and the distances to the four box sides",
+    ),
+})
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Everything that defines one named model: layout, hyper-parameters, provenance."""
+    """What defines one model: its layout and tracking hyper-parameters. Where its weights
+    come from and under which licence is the model's record in :mod:`tracker.zoo`."""
 
     name: str
     family: str
     network: NetworkConfig
     tracking: TrackingParams
     description: str = ""
-    source: str = ""
-    license: str = ""
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
-            raise ValueError(f"family must be one of {FAMILIES}, got {self.family!r}")
-        expected = PARAMS_BY_FAMILY[self.family]
+            raise ValueError(f"family must be one of {tuple(FAMILIES)}, got {self.family!r}")
+        expected = FAMILIES[self.family].params
         if type(self.tracking) is not expected:
             raise TypeError(
                 f"model {self.name!r} of family {self.family!r} needs {expected.__name__}, "
@@ -181,17 +321,19 @@ class ModelConfig:
         """Inverse of :meth:`to_dict`."""
         try:
             family = data["family"]
-            params_cls = PARAMS_BY_FAMILY[family]
+            params_cls = FAMILIES[family].params
             network = NetworkConfig(**data["network"])
             tracking = params_cls(**_tuples_for(params_cls, data["tracking"]))
-            rest = {k: data[k] for k in ("description", "source", "license") if k in data}
-            return cls(name=data["name"], family=family, network=network, tracking=tracking, **rest)
+            # "source" and "license" were config fields before the model records held them;
+            # exports written then still carry them.
+            return cls(name=data["name"], family=family, network=network, tracking=tracking,
+                       description=data.get("description", ""))
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not a valid model config dict: {exc}") from None
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]

@@ -1,14 +1,15 @@
-"""Where model weights come from: the manifest ``tracker/manifest.json``, the folders searched, downloads.
+"""Where model weights come from: the model records' artifacts, the folders searched, downloads.
 
-:func:`resolve_weights` finds a published file (a checkpoint, or one of NanoTrack's ONNX files)
-under the name the manifest gives it, looking in this order in
+Each model's record in :mod:`tracker.zoo` lists its published files (its "manifest": file
+name, sha256, size, URL). :func:`resolve_weights` finds one (a checkpoint, or one of
+NanoTrack's ONNX files) under the name the record gives it, looking in this order in
 
 1. the folders of ``$TRACKER_WEIGHTS`` (a path list, separated like ``PATH``),
 2. the project's ``weights/`` folder (beside the ``tracker`` package),
 3. the user cache, ``$TRACKER_CACHE`` or ``~/.cache/tracker``.
 
 A file found nowhere is downloaded into the cache when it has a direct URL (or when
-``$TRACKER_WEIGHTS_URL`` names a mirror that serves every file by its manifest name), checked
+``$TRACKER_WEIGHTS_URL`` names a mirror that serves every file by its recorded file name), checked
 against its published sha256 and only then moved into place, so the cache never holds a partial
 or corrupt file. Every failure is one :class:`~tracker.errors.WeightsNotFoundError` naming the
 file, where it comes from and where to put it. This module imports neither torch nor onnxruntime.
@@ -17,7 +18,6 @@ file, where it comes from and where to put it. This module imports neither torch
 from __future__ import annotations
 
 import http.client
-import json
 import logging
 import os
 import tempfile
@@ -27,26 +27,25 @@ import urllib.request
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Dict, List, Optional
+from typing import BinaryIO, List, Optional
 
 from tqdm import tqdm
 
-from .errors import UnknownNameError, WeightsNotFoundError
+from .errors import WeightsNotFoundError
 from .integrity import file_sha256, remember, verify_file
+from .zoo import get_record
 
 #: Environment variable: folders searched first, separated by ``os.pathsep``.
 WEIGHTS_ENV = "TRACKER_WEIGHTS"
 #: Environment variable: the download cache folder (default ``~/.cache/tracker``).
 CACHE_ENV = "TRACKER_CACHE"
-#: Environment variable: base URL of a mirror serving every file by its manifest name; it
-#: replaces the manifest's URLs and also serves files that have none.
+#: Environment variable: base URL of a mirror serving every file by its recorded file name; it
+#: replaces the records' URLs and also serves files that have none.
 MIRROR_ENV = "TRACKER_WEIGHTS_URL"
 
 #: The project's ``weights/`` folder of a checkout, searched after ``$TRACKER_WEIGHTS`` when it
 #: exists; an installed package does not need it.
 PROJECT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-#: The manifest ships inside the package (package data), so a plain ``pip install .`` has it.
-MANIFEST_FILE = Path(__file__).resolve().parent / "manifest.json"
 
 #: Seconds without an answer from the server before a download gives up.
 DOWNLOAD_TIMEOUT_S = 30.0
@@ -57,7 +56,8 @@ _log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class WeightsInfo:
-    """One published file of one model, as the manifest describes it.
+    """One published file of one model: the record's :class:`~tracker.zoo.Artifact` with the
+    model's provenance, as the lookup and its error messages need them.
 
     ``sha256`` and ``url`` are ``None`` where the authors publish neither a checksum nor a
     direct link (Google Drive, Baidu); ``page`` is then where a person gets the file, and
@@ -77,45 +77,23 @@ class WeightsInfo:
     attribution: str
 
 
-def load_manifest() -> Dict[str, Any]:
-    """The parsed ``tracker/manifest.json``: ``{"format": 1, "models": {name: entry}}``."""
-    try:
-        text = MANIFEST_FILE.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"weights manifest not found at {MANIFEST_FILE} (it ships inside the tracker "
-            "package as package data; reinstall the package)"
-        ) from None
-    return json.loads(text)
-
-
 def weights_info(model: str, artifact: str = "checkpoint") -> WeightsInfo:
-    """The manifest's record of one artifact (``"checkpoint"``, ``"onnx_head"``, ...) of a model."""
-    if not isinstance(model, str):
-        raise TypeError(f"model name must be a str, got {type(model).__name__}")
-    models = load_manifest()["models"]
-    if model not in models:
-        raise UnknownNameError(f"unknown model {model!r}; known: {', '.join(models)}")
-    entry = models[model]
-    artifacts = entry["artifacts"]
-    if artifact not in artifacts:
-        raise ValueError(
-            f"artifact {artifact!r} is not published for model {model!r}; "
-            f"it has: {', '.join(artifacts)}"
-        )
-    record = artifacts[artifact]
+    """One published file (``"checkpoint"``, ``"onnx_head"``, ...) of a model, from its record."""
+    record = get_record(model)
+    published = record.artifact(artifact)
+    provenance = record.provenance
     return WeightsInfo(
         model=model,
         artifact=artifact,
-        file=record["file"],
-        sha256=record.get("sha256"),
-        size=record.get("size"),
-        url=record.get("url"),
-        page=record.get("page") or entry["source"],
-        published_as=record.get("published_as") or record["file"],
-        source=entry["source"],
-        license=entry["license"],
-        attribution=entry["attribution"],
+        file=published.file,
+        sha256=published.sha256,
+        size=published.size,
+        url=published.url,
+        page=published.page,
+        published_as=published.published_as or published.file,
+        source=provenance.source,
+        license=provenance.license,
+        attribution=provenance.attribution,
     )
 
 
@@ -151,7 +129,7 @@ def resolve_weights(
 ) -> Path:
     """Path of an artifact of ``model``: found in :func:`search_dirs`, else downloaded and verified.
 
-    A file found on disk is checked against the manifest's size and sha256 the first time it
+    A file found on disk is checked against the record's size and sha256 the first time it
     is used on this machine (:mod:`tracker.integrity` remembers it); a mismatch is a
     :class:`WeightsNotFoundError` naming the file, both digests and the fix. ``download=False``
     only searches. ``progress`` shows a progress bar on stderr while downloading. Raises
@@ -186,7 +164,7 @@ def _first_existing(name: str, dirs: List[Path]) -> Optional[Path]:
 
 
 def _verified(path: Path, info: WeightsInfo) -> Path:
-    """``path`` once it matches the manifest's size and sha256 (see :mod:`tracker.integrity`)."""
+    """``path`` once it matches the record's size and sha256 (see :mod:`tracker.integrity`)."""
     fix = (
         f"Delete it and download it again ({info.url or info.page}), or pass its path "
         "explicitly (build_tracker's weights=, the commands' --weights) to load it as it is."
