@@ -363,8 +363,8 @@ def test_default_model_is_the_first_real_time_model_with_weights(tmp_path, monke
     monkeypatch.setenv("TRACKER_CACHE", str(tmp_path / "cache"))
     model, reason = choose_model(None, None, "torch")
     assert model == "nanotrack-v2" and "will be downloaded" in reason
-    (tmp_path / "nanotrackv1.pth").write_bytes(b"")
-    (tmp_path / "nanotrackv3.pth").write_bytes(b"")
+    for name in ("nanotrackv1.pth", "nanotrackv3.pth"):  # the real files: sizes and digests are checked
+        (tmp_path / name).symlink_to(shared_path("weights", "nanotrack", name))
     assert choose_model(None, None, "torch")[0] == "nanotrack-v3"
     assert choose_model("siamfc-alexnet", None, "torch") == ("siamfc-alexnet", "")
 
