@@ -100,33 +100,31 @@ def _fully_padded_crop(image, center, size, out_size, pad):
     return cv2.resize(window, (out_size, out_size), interpolation=cv2.INTER_LINEAR)
 
 
-def test_large_windows_written_only_where_the_resize_reads_are_exact():
-    """Windows many times the output size only write the rows cv2.resize reads; the crop
-    must still equal the fully padded recipe bit for bit, wherever the target sits."""
-    assert crop._sparse_padding_is_exact()
-    generator = np.random.default_rng(3)
+@pytest.mark.parametrize("out_size", [127, 255, 271])
+def test_crops_from_samples_equal_the_full_window(out_size):
+    """Every window size around the awkward ones (just above the output, 2x, whole multiples,
+    under 3x, huge), placed past each side of the frame and past all of them, equals the
+    fully padded recipe bit for bit."""
+    assert crop._sampled_arithmetic_matches(out_size)
+    generator = np.random.default_rng(out_size)
+    image = generator.integers(0, 256, (90, 160, 3), dtype=np.uint8)
     pad = np.array([90, 140, 30], np.uint8)
-    checked = 0
-    for _ in range(150):
-        out_size = int(generator.choice([127, 255, 271, 287]))
-        size = int(generator.integers(3 * out_size, 12 * out_size))
-        height, width = int(generator.integers(40, 400)), int(generator.integers(40, 700))
-        image = generator.integers(0, 256, (height, width, 3), dtype=np.uint8)
-        center = (float(generator.uniform(-size / 2, width + size / 2)),
-                  float(generator.uniform(-size / 2, height + size / 2)))
-        checked += crop._rows_read_by_resize(size, out_size) is not None
-        np.testing.assert_array_equal(
-            crop_square(image, center, size, out_size, pad),
-            _fully_padded_crop(image, center, size, out_size, pad),
-        )
-    assert checked > 140
+    sizes = [out_size - 1, out_size, out_size + 1, 2 * out_size - 1, 2 * out_size,
+             2 * out_size + 1, 3 * out_size - 1, 3 * out_size, 5 * out_size, 9 * out_size + 4]
+    for size in sizes:
+        for center in [(-20.0, 45.0), (180.0, 45.0), (80.0, -30.0), (80.0, 120.0),
+                       (80.0, 45.0), (-size / 2 + 3.0, 93.0 + size / 2)]:
+            np.testing.assert_array_equal(
+                crop_square(image, center, size, out_size, pad),
+                _fully_padded_crop(image, center, size, out_size, pad),
+                err_msg=f"size {size} centre {center}",
+            )
 
 
-def test_the_sparse_window_is_refused_when_the_resize_reads_other_rows(monkeypatch):
-    """The once-per-process check catches a row set that misses rows OpenCV reads."""
-    assert len(crop._rows_read_by_resize(1856, 255)) == 2 * 255
-    assert crop._rows_read_by_resize(510, 255) is None  # a whole-number factor: every row
-    assert crop._rows_read_by_resize(600, 255) is None  # under 3x: most rows anyway
-    rows_of = crop._rows_read_by_resize.__wrapped__
-    monkeypatch.setattr(crop, "_rows_read_by_resize", lambda size, out: rows_of(size, out)[::2])
-    assert crop._sparse_padding_is_exact.__wrapped__() is False
+def test_the_sampled_crop_is_refused_when_this_opencv_computes_otherwise(monkeypatch):
+    """The once-per-output-size check catches arithmetic that differs from cv2.resize."""
+    shrink = crop._shrink_sampled
+    monkeypatch.setattr(crop, "_shrink_sampled", lambda *args: shrink(*args) // 2 * 2)
+    assert crop._sampled_arithmetic_matches.__wrapped__(255) is False
+    assert not crop._samples_are_exact(510, 255)  # a 2x shrink averages 2 x 2 blocks
+    assert not crop._samples_are_exact(255, 255)

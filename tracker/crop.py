@@ -51,83 +51,101 @@ def crop_square(
     size = int(size)
     if size < 1:
         raise ValueError(f"crop size must be at least 1 pixel, got {size}")
-    height, width = image.shape[:2]
     x0 = window_origin(center[0], size, rules)
     y0 = window_origin(center[1], size, rules)
-    x1, y1 = x0 + size, y0 + size
-    if x0 >= 0 and y0 >= 0 and x1 <= width and y1 <= height:
-        patch = image[y0:y1, x0:x1]
+    height, width = image.shape[:2]
+    if x0 >= 0 and y0 >= 0 and x0 + size <= width and y0 + size <= height:
+        patch = image[y0:y0 + size, x0:x0 + size]
+    elif _samples_are_exact(size, out_size):
+        return _shrink_sampled(image, x0, y0, size, out_size, pad)
     else:
-        rows = _rows_read_by_resize(size, out_size) if _sparse_padding_is_exact() else None
-        patch = _padded_window(image, x0, y0, size, pad, rows)
+        patch = _padded_window(image, x0, y0, size, pad)
     if size != out_size:
         patch = cv2.resize(patch, (out_size, out_size), interpolation=cv2.INTER_LINEAR)
     return patch
 
 
-def _padded_window(
-    image: np.ndarray, x0: int, y0: int, size: int, pad: np.ndarray,
-    rows: Optional[np.ndarray] = None,
-) -> np.ndarray:
-    """The ``size``-pixel window at ``(x0, y0)``, ``pad`` outside ``image``.
-
-    With ``rows``, only those rows are written; the others are left uninitialised. A window
-    many times the output size is mostly padding that the bilinear resize never reads, and
-    writing all of it (10 MB for a target as wide as a 640-pixel frame) took as long as the
-    network.
-    """
+def _padded_window(image: np.ndarray, x0: int, y0: int, size: int, pad: np.ndarray) -> np.ndarray:
+    """The whole ``size``-pixel window at ``(x0, y0)``, ``pad`` outside ``image``; used only
+    where the window is at most twice the output size or not larger than it."""
     height, width = image.shape[:2]
     patch = np.empty((size, size) + image.shape[2:], dtype=np.uint8)
-    # One padded row copied row by row: broadcasting the per-channel colour over every
-    # pixel is 20x slower.
-    pad_row = np.ascontiguousarray(np.broadcast_to(pad, patch.shape[1:]))
+    patch[:] = pad
     ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x0 + size, width), min(y0 + size, height)
-    if rows is None:
-        patch[:] = pad_row
-        if ix0 < ix1 and iy0 < iy1:
-            patch[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = image[iy0:iy1, ix0:ix1]
-        return patch
-    patch[rows] = pad_row
-    if ix0 < ix1:
-        inside = rows[(rows >= iy0 - y0) & (rows < iy1 - y0)]
-        patch[inside, ix0 - x0:ix1 - x0] = image[inside + y0, ix0:ix1]
+    if ix0 < ix1 and iy0 < iy1:
+        patch[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = image[iy0:iy1, ix0:ix1]
     return patch
 
 
 @lru_cache(maxsize=64)
-def _rows_read_by_resize(size: int, out_size: int) -> Optional[np.ndarray]:
-    """The source rows ``cv2.resize`` (bilinear) reads when shrinking ``size`` rows to
-    ``out_size``, or ``None`` when that is most of them.
-
-    OpenCV maps output row ``i`` to ``floor(float32((i + 0.5) * scale - 0.5))`` and reads that
-    row and the next, clamped to the image; whole-number factors take other code paths that
-    read every row, so they are excluded.
-    """
-    if size < 3 * out_size or size % out_size == 0:
-        return None
+def _taps(size: int, out_size: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """First source index and the two 11-bit fixed-point weights OpenCV's bilinear resize
+    gives each of ``out_size`` outputs when shrinking ``size`` pixels (it maps output ``i`` to
+    ``float32((i + 0.5) * scale - 0.5)`` and reads that pixel and the next)."""
     scale = 1.0 / (out_size / size)
-    first = np.floor(((np.arange(out_size) + 0.5) * scale - 0.5).astype(np.float32)).astype(np.int64)
-    rows = np.unique(np.clip(np.concatenate([first, first + 1]), 0, size - 1))
-    rows.flags.writeable = False
-    return rows
+    position = ((np.arange(out_size) + 0.5) * scale - 0.5).astype(np.float32)
+    first = np.floor(position).astype(np.int64)
+    fraction = position - first.astype(np.float32)
+    below, above = first < 0, first >= size - 1
+    first[below], fraction[below] = 0, 0
+    first[above], fraction[above] = size - 1, 0
+    weight1 = np.rint(fraction * np.float32(2048)).astype(np.int64)
+    weight0 = np.rint((np.float32(1) - fraction) * np.float32(2048)).astype(np.int64)
+    for array in (first, weight0, weight1):
+        array.flags.writeable = False
+    return first, weight0, weight1
 
 
-@lru_cache(maxsize=1)
-def _sparse_padding_is_exact() -> bool:
-    """Whether this OpenCV reads only :func:`_rows_read_by_resize`'s rows (checked once per
-    process: the unread rows are set to a colour that would show in the result)."""
-    generator = np.random.default_rng(0)
-    image = generator.integers(0, 256, (90, 160, 3), dtype=np.uint8)
+def _shrink_sampled(
+    image: np.ndarray, x0: int, y0: int, size: int, out_size: int, pad: np.ndarray
+) -> np.ndarray:
+    """``cv2.resize`` (bilinear) of the padded ``size``-pixel window at ``(x0, y0)`` to
+    ``out_size``, computed from the 2 x ``out_size`` rows and columns it reads.
+
+    The window can be far larger than the frame (a frame-wide target on a 100000-pixel-wide
+    frame asks for a 170000-pixel window); memory and time stay O(``out_size``\ :sup:`2`).
+    The fixed-point arithmetic is OpenCV's (horizontal taps in int, then the vertical
+    ``((a >> 4) * w) >> 16`` products rounded by 2 bits); :func:`_samples_are_exact` checks
+    it against this OpenCV once per output size.
+    """
+    first, weight0, weight1 = _taps(size, out_size)
+    second = np.minimum(first + 1, size - 1)
+    taps = np.concatenate([first, second])
+    rows, cols = taps + y0, taps + x0
+    height, width = image.shape[:2]
+    in_rows = (rows >= 0) & (rows < height)
+    in_cols = (cols >= 0) & (cols < width)
+    samples = np.empty((taps.size, taps.size) + image.shape[2:], dtype=np.int64)
+    samples[:] = pad
+    samples[np.ix_(in_rows, in_cols)] = image[np.ix_(rows[in_rows], cols[in_cols])]
+    n = out_size
+    w0, w1 = weight0[None, :, None], weight1[None, :, None]
+    upper = samples[:n, :n] * w0 + samples[:n, n:] * w1
+    lower = samples[n:, :n] * w0 + samples[n:, n:] * w1
+    mixed = ((upper >> 4) * weight0[:, None, None]) >> 16
+    mixed += ((lower >> 4) * weight1[:, None, None]) >> 16
+    return ((mixed + 2) >> 2).astype(np.uint8)
+
+
+@lru_cache(maxsize=16)
+def _sampled_arithmetic_matches(out_size: int) -> bool:
+    """Whether :func:`_shrink_sampled` equals this OpenCV's ``cv2.resize`` for ``out_size``
+    outputs (random windows of awkward sizes, partly outside a random frame)."""
+    generator = np.random.default_rng(out_size)
+    image = generator.integers(0, 256, (3 * out_size, 4 * out_size, 3), dtype=np.uint8)
     pad = np.array([101, 57, 203], dtype=np.uint8)
-    for size, out_size, x0, y0 in ((1001, 127, -420, -455), (1856, 255, -850, -800)):
-        rows = _rows_read_by_resize(size, out_size)
-        if rows is None:
-            return False
-        sparse = _padded_window(image, x0, y0, size, pad, rows)
-        sparse[np.setdiff1d(np.arange(size), rows)] = 255 - pad
-        full = _padded_window(image, x0, y0, size, pad)
-        shrink = [cv2.resize(p, (out_size, out_size), interpolation=cv2.INTER_LINEAR)
-                  for p in (sparse, full)]
-        if not np.array_equal(*shrink):
+    for size in (out_size + 1, 2 * out_size + 1, 3 * out_size, 3 * out_size + 7, 7 * out_size - 3):
+        x0, y0 = -size // 3, out_size - size // 2
+        full = cv2.resize(
+            _padded_window(image, x0, y0, size, pad), (out_size, out_size),
+            interpolation=cv2.INTER_LINEAR,
+        )
+        if not np.array_equal(_shrink_sampled(image, x0, y0, size, out_size, pad), full):
             return False
     return True
+
+
+def _samples_are_exact(size: int, out_size: int) -> bool:
+    """Whether a padded crop of ``size`` pixels can be computed from samples: a shrink other
+    than by exactly 2 (OpenCV averages 2 x 2 blocks then) that this OpenCV matches."""
+    return size > out_size and size != 2 * out_size and _sampled_arithmetic_matches(out_size)
