@@ -89,8 +89,8 @@ def _taps(size: int, out_size: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]
     below, above = first < 0, first >= size - 1
     first[below], fraction[below] = 0, 0
     first[above], fraction[above] = size - 1, 0
-    weight1 = np.rint(fraction * np.float32(2048)).astype(np.int64)
-    weight0 = np.rint((np.float32(1) - fraction) * np.float32(2048)).astype(np.int64)
+    weight1 = np.rint(fraction * np.float32(2048)).astype(np.int32)
+    weight0 = np.rint((np.float32(1) - fraction) * np.float32(2048)).astype(np.int32)
     for array in (first, weight0, weight1):
         array.flags.writeable = False
     return first, weight0, weight1
@@ -115,7 +115,7 @@ def _shrink_sampled(
     height, width = image.shape[:2]
     in_rows = (rows >= 0) & (rows < height)
     in_cols = (cols >= 0) & (cols < width)
-    samples = np.empty((taps.size, taps.size) + image.shape[2:], dtype=np.int64)
+    samples = np.empty((taps.size, taps.size) + image.shape[2:], dtype=np.int32)
     samples[:] = pad
     samples[np.ix_(in_rows, in_cols)] = image[np.ix_(rows[in_rows], cols[in_cols])]
     n = out_size

@@ -76,7 +76,8 @@ def clip_state(
     min_size: float,
     center_offset: float = 0.0,
 ) -> Tuple[float, float, float, float]:
-    """Keep the centre within the frame and the size within [min_size, frame size].
+    """Keep the centre within the frame and the size within [min_size, frame size]; on a
+    frame smaller than ``min_size`` the frame size wins, so the box stays inside the frame.
 
     The centre range is ``[0, frame_w] - center_offset`` (pysot and NanoTrack clip in
     pixel-index coordinates; DaSiamRPN in its own coordinates, half a pixel to the right).
@@ -84,6 +85,6 @@ def clip_state(
     return (
         min(max(cx, -center_offset), frame_w - center_offset),
         min(max(cy, -center_offset), frame_h - center_offset),
-        max(min(w, frame_w), min_size),
-        max(min(h, frame_h), min_size),
+        min(max(w, min_size), frame_w),
+        min(max(h, min_size), frame_h),
     )
