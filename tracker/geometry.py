@@ -85,6 +85,6 @@ def clip_state(
     return (
         min(max(cx, -center_offset), frame_w - center_offset),
         min(max(cy, -center_offset), frame_h - center_offset),
-        min(max(w, min_size), frame_w),
-        min(max(h, min_size), frame_h),
+        float(min(max(w, min_size), frame_w)),
+        float(min(max(h, min_size), frame_h)),
     )
