@@ -141,70 +141,128 @@ def tracker_name(
     return f"{name}-raw" if raw_boxes else name
 
 
+def evaluate(
+    dataset: str, root: Path, models: Sequence[str], *, subset: str = "val",
+    backend: str = "torch", weights: Optional[Path] = None, raw_boxes: bool = False,
+    sequences: Optional[Sequence[str]] = None, results: Path = Path("results"),
+    reports: Path = Path("reports"), workers: int = 1, threads: Optional[int] = None,
+    progress: bool = True,
+) -> "AccuracyReport":
+    """Track every sequence of ``root`` not done yet with each model, then report.
+
+    The library form of ``accuracy`` (the parameters are its options; ``sequences`` holds
+    comma-separated names or patterns): results and the toolkit's report are written under
+    ``results`` and ``reports``, and the numbers come back as an :class:`AccuracyReport`.
+    ``progress`` prints the plan, notes and a progress bar to stderr. Ctrl-C stops the
+    tracking (finished sequences are kept) and is raised again as KeyboardInterrupt.
+    """
+    experiment, names = _open(dataset, root, models, subset, backend, weights, raw_boxes,
+                              sequences, results, reports, progress)
+    settings = RunSettings(backend, _threads(threads, workers), raw_boxes, weights)
+    _track_missing(experiment, models, names, experiment.dataset.seq_names, settings, workers,
+                   [(results, "--results"), (reports, "--reports")], progress)
+    return _report(experiment, names)
+
+
 def run_accuracy(args: argparse.Namespace) -> int:
     """``accuracy``: track what is not done yet, then report (unless sharded)."""
-    dataset, experiment = _open(args)
-    names = [tracker_name(m, args.backend, args.raw_boxes, args.weights) for m in args.models]
-    seq_names = dataset.seq_names
-    if args.shard is not None:
-        index, count = args.shard
-        seq_names = seq_names[index - 1::count]
-    tasks = [
-        (model, seq) for model, name in zip(args.models, names) for seq in seq_names
-        if not experiment.is_done(name, seq)
-    ]
-    skipped = len(args.models) * len(seq_names) - len(tasks)
-    print(f"{dataset.experiment_name} at {dataset.root}: {len(seq_names)} sequences x "
-          f"{len(args.models)} models; {len(tasks)} to track, {skipped} finished before (skipped)",
-          file=sys.stderr)
-    if tasks:
-        ensure_writable_dir(args.results, "--results")
+    if args.markdown is not None and args.shard is None:
+        ensure_writable_dir(args.markdown.parent, "--markdown")
+    options = _options(args)
+    try:
         if args.shard is None:
-            ensure_writable_dir(args.reports, "--reports")
-            if args.markdown is not None:
-                ensure_writable_dir(args.markdown.parent, "--markdown")
-        _check_models(args.models, args.backend, args.weights)
-        threads = args.threads if args.threads is not None else (1 if args.workers > 1 else None)
-        try:
-            settings = RunSettings(args.backend, threads, args.raw_boxes, args.weights)
-            _track(experiment, tasks, settings, args.workers)
-        except KeyboardInterrupt:
-            left = sum(not experiment.is_done(tracker_name(m, args.backend, args.raw_boxes, args.weights), s)
-                       for m, s in tasks)
-            print(f"interrupted with {left} of {len(tasks)} sequences left; run the same command "
-                  "again to resume (finished sequences are kept)", file=sys.stderr)
-            return 130
-    if args.shard is not None:
-        print(f"shard {args.shard[0]}/{args.shard[1]} done ({len(seq_names)} sequences); once "
-              f"every shard is done, build the report with: python -m tracker.benchmark merge "
-              f"{quote_command(_data_arguments(args))}", file=sys.stderr)
-        return 0
-    return _report(args, experiment, names)
+            report = evaluate(args.dataset, args.root, args.models, **options,
+                              workers=args.workers, threads=args.threads)
+        else:
+            _run_shard(args, options)
+            return 0
+    except KeyboardInterrupt:
+        return 130
+    _print(report, args)
+    return 0
+
+
+def _run_shard(args: argparse.Namespace, options: dict) -> None:
+    """Track one ``--shard`` of the sequences; the report is left to ``merge``."""
+    experiment, names = _open(args.dataset, args.root, args.models, **options, progress=True)
+    index, count = args.shard
+    seq_names = experiment.dataset.seq_names[index - 1::count]
+    settings = RunSettings(args.backend, _threads(args.threads, args.workers), args.raw_boxes,
+                           args.weights)
+    _track_missing(experiment, args.models, names, seq_names, settings, args.workers,
+                   [(args.results, "--results")], True)
+    print(f"shard {index}/{count} done ({len(seq_names)} sequences); once "
+          f"every shard is done, build the report with: python -m tracker.benchmark merge "
+          f"{quote_command(_data_arguments(args))}", file=sys.stderr)
 
 
 def run_merge(args: argparse.Namespace) -> int:
     """``merge``: the report of ``accuracy`` from existing result files."""
-    _, experiment = _open(args)
-    return _report(
-        args, experiment,
-        [tracker_name(m, args.backend, args.raw_boxes, args.weights) for m in args.models],
-    )
+    experiment, names = _open(args.dataset, args.root, args.models, **_options(args),
+                              progress=True)
+    _print(_report(experiment, names), args)
+    return 0
 
 
-def _open(args: argparse.Namespace):
-    for model in args.models:
+def _options(args: argparse.Namespace) -> dict:
+    """The options ``accuracy`` and ``merge`` share, as :func:`evaluate`'s keywords."""
+    return {"subset": args.subset, "backend": args.backend, "weights": args.weights,
+            "raw_boxes": args.raw_boxes, "sequences": args.sequences, "results": args.results,
+            "reports": args.reports}
+
+
+def _threads(threads: Optional[int], workers: int) -> Optional[int]:
+    """Threads per process: as asked, else one per worker process, else the libraries'."""
+    return threads if threads is not None else (1 if workers > 1 else None)
+
+
+def _open(dataset_name: str, root: Path, models: Sequence[str], subset: str, backend: str,
+          weights: Optional[Path], raw_boxes: bool, sequences: Optional[Sequence[str]],
+          results: Path, reports: Path, progress: bool):
+    """The experiment over the selected sequences, and the name of each model's results."""
+    for model in models:
         get_config(model)
-    if len(set(args.models)) != len(args.models):
-        raise ValueError(f"--model repeats a name: {', '.join(args.models)}")
-    if args.weights is not None and len(args.models) != 1:
+    if len(set(models)) != len(models):
+        raise ValueError(f"--model repeats a name: {', '.join(models)}")
+    if weights is not None and len(models) != 1:
         raise ValueError("--weights applies to exactly one --model")
-    dataset = open_dataset(args.dataset, args.root, args.subset)
-    if args.sequences:
-        dataset.select([p.strip() for item in args.sequences for p in item.split(",") if p.strip()])
-    if getattr(dataset, "missing", None):
+    dataset = open_dataset(dataset_name, root, subset)
+    if sequences:
+        dataset.select([p.strip() for item in sequences for p in item.split(",") if p.strip()])
+    if progress and getattr(dataset, "missing", None):
         print(f"note: {len(dataset.missing)} sequences named in list.txt are not in the folder; "
               f"evaluating the {len(dataset)} present", file=sys.stderr)
-    return dataset, make_experiment(dataset, str(args.results), str(args.reports))
+    names = [tracker_name(m, backend, raw_boxes, weights) for m in models]
+    return make_experiment(dataset, str(results), str(reports)), names
+
+
+def _track_missing(experiment, models: Sequence[str], names: Sequence[str],
+                   seq_names: Sequence[str], settings: RunSettings, workers: int,
+                   folders: Sequence[Tuple[Path, str]], progress: bool) -> None:
+    """Track the (model, sequence) pairs without results; ``folders`` (path, option) are
+    checked writable first. On Ctrl-C, say what is left and raise KeyboardInterrupt again."""
+    tasks = [
+        (model, seq) for model, name in zip(models, names) for seq in seq_names
+        if not experiment.is_done(name, seq)
+    ]
+    skipped = len(models) * len(seq_names) - len(tasks)
+    if progress:
+        print(f"{experiment.dataset.experiment_name} at {experiment.dataset.root}: "
+              f"{len(seq_names)} sequences x {len(models)} models; {len(tasks)} to track, "
+              f"{skipped} finished before (skipped)", file=sys.stderr)
+    if not tasks:
+        return
+    for folder, option in folders:
+        ensure_writable_dir(folder, option)
+    _check_models(models, settings.backend, settings.weights)
+    by_model = dict(zip(models, names))
+    try:
+        _track(experiment, tasks, settings, workers, progress)
+    except KeyboardInterrupt:
+        left = sum(not experiment.is_done(by_model[m], s) for m, s in tasks)
+        print(f"interrupted with {left} of {len(tasks)} sequences left; run the same command "
+              "again to resume (finished sequences are kept)", file=sys.stderr)
+        raise
 
 
 def _check_models(models: Sequence[str], backend: str, weights: Optional[Path]) -> None:
@@ -264,11 +322,12 @@ def _work(task: Tuple[str, str]) -> Tuple[str, str]:
     return _WORKER(task)
 
 
-def _track(experiment, tasks: List[Tuple[str, str]], settings: RunSettings, workers: int) -> None:
+def _track(experiment, tasks: List[Tuple[str, str]], settings: RunSettings, workers: int,
+           progress: bool) -> None:
     context = multiprocessing.get_context("spawn")
     counter = context.Value("q", 0)
     total = sum(len(experiment.dataset.image_files(seq)) for _, seq in tasks)
-    with _Progress(total, counter):
+    with _Progress(total, counter, progress):
         if workers == 1:
             runner = _Runner(experiment, settings, counter)
             for task in tasks:
@@ -286,9 +345,9 @@ def _track(experiment, tasks: List[Tuple[str, str]], settings: RunSettings, work
 class _Progress:
     """A tqdm bar over frames, fed from a shared frame counter by a background thread."""
 
-    def __init__(self, total: int, counter, interval_s: float = 0.2) -> None:
+    def __init__(self, total: int, counter, shown: bool, interval_s: float = 0.2) -> None:
         self._bar = tqdm(total=total, unit="frame", desc="tracking", dynamic_ncols=True,
-                         disable=None)
+                         disable=None if shown else True)
         self._counter = counter
         self._interval_s = interval_s
         self._stop = threading.Event()
@@ -312,111 +371,201 @@ class _Progress:
         self._bar.update(self._counter.value - self._bar.n)
 
 
-def _report(args: argparse.Namespace, experiment, names: List[str]) -> int:
+@dataclass(frozen=True)
+class ModelAccuracy:
+    """One tracker's numbers; a metric the report does not give (GOT-10k test) is None."""
+
+    name: str
+    success_auc: Optional[float] = None
+    precision_20px: Optional[float] = None
+    normalized_precision: Optional[float] = None
+    ao: Optional[float] = None
+    sr50: Optional[float] = None
+    sr75: Optional[float] = None
+    #: the toolkit's speed (mean of 1 / frame time); None when it has none
+    fps: Optional[float] = None
+    tracked_frames: int = 0
+    #: time spent in init and update over all tracked frames
+    seconds: float = 0.0
+    #: GOT-10k test only: the archive to submit
+    submission_archive: Optional[Path] = None
+
+    @property
+    def frames_per_second(self) -> Optional[float]:
+        """All frames over all the time spent in init and update (None when untimed)."""
+        return self.tracked_frames / self.seconds if self.seconds > 0 else None
+
+
+#: table column -> ModelAccuracy field, in the table's order
+_METRICS = {"AO": "ao", "SR0.5": "sr50", "SR0.75": "sr75", "success AUC": "success_auc",
+            "precision@20px": "precision_20px", "norm. precision": "normalized_precision"}
+#: ModelAccuracy field -> key of the toolkit's performance.json
+_REPORT_KEYS = {"ao": "ao", "sr50": "sr", "sr75": "sr75", "success_auc": "success_score",
+                "precision_20px": "precision_score",
+                "normalized_precision": "normalized_precision_score"}
+
+
+@dataclass(frozen=True)
+class AccuracyReport:
+    """What ``accuracy`` reports: one :class:`ModelAccuracy` per tracker, over the same
+    sequences, with the table columns, the frames without a target and the report file."""
+
+    experiment: str
+    sequences: int
+    frames: int
+    metrics: Tuple[str, ...]
+    models: Tuple[ModelAccuracy, ...]
+    #: (sequence, frames without a target), for the sequences that have any
+    absent: Tuple[Tuple[str, int], ...] = ()
+    #: performance.json (None for GOT-10k test, which has no ground truth)
+    report_file: Optional[Path] = None
+
+    def __getitem__(self, name: str) -> ModelAccuracy:
+        """The numbers of the tracker stored as ``name``."""
+        for model in self.models:
+            if model.name == name:
+                return model
+        raise KeyError(f"no tracker {name!r} in the report; it has "
+                       f"{', '.join(m.name for m in self.models)}")
+
+    @property
+    def absent_frames(self) -> int:
+        """Frames without a target over all sequences (left out of every metric)."""
+        return sum(count for _, count in self.absent)
+
+    def header(self) -> List[str]:
+        return ["model", "sequences", "frames", *self.metrics, "fps", "frames/s"]
+
+    def rows(self) -> List[List[str]]:
+        """One row of formatted cells per tracker, under :meth:`header`."""
+        rows = []
+        for model in self.models:
+            values = [f"{getattr(model, _METRICS[m]):.4f}" for m in self.metrics]
+            rows.append([
+                model.name, str(self.sequences), str(self.frames), *values,
+                "-" if model.fps is None else f"{model.fps:.1f}",
+                "-" if model.frames_per_second is None else f"{model.frames_per_second:.1f}",
+            ])
+        return rows
+
+    def absent_note(self) -> str:
+        """One line counting the frames without a target per sequence ("" when there are none)."""
+        if not self.absent:
+            return ""
+        per_sequence = ", ".join(f"{name} {count}" for name, count in self.absent)
+        return (f"absent target (ground truth NaN or 0,0,0,0; left out of the metrics): "
+                f"{self.absent_frames} frames: {per_sequence}")
+
+    def lines(self) -> List[str]:
+        """The text ``accuracy`` prints: the table, the absent-frame note, submission archives."""
+        lines = markdown.text_table(self.header(), self.rows()).splitlines()
+        if self.absent:
+            lines.append(self.absent_note())
+        lines += [f"{m.name}: GOT-10k test has no ground truth; submission archive "
+                  f"{m.submission_archive}" for m in self.models if m.submission_archive]
+        return lines
+
+    def markdown(self, command: str) -> str:
+        """The table as Markdown, with a note naming ``command`` (what made it) and the machine."""
+        absent = self.absent_note()
+        return "\n".join([
+            *markdown.table(self.header(), self.rows()),
+            "",
+            f"Generated by `{command}` on {markdown.machine()}. fps: the got10k toolkit's speed "
+            "(mean of 1 / frame time); frames/s: frames over total init + update time."
+            + (f" {absent[0].upper()}{absent[1:]}." if absent else ""),
+            "",
+        ])
+
+
+def _report(experiment, names: Sequence[str]) -> AccuracyReport:
+    """Have the toolkit write its report for ``names`` and gather the numbers."""
     import matplotlib
 
     matplotlib.use("Agg")
     performance = experiment.report_quietly(names)
-    header, rows = summary_table(experiment, names, performance)
-    table = markdown.text_table(header, rows)
-    print(table)
-    absent = absent_note(performance, names)
-    if absent:
-        print(absent)
-    if performance is None:
-        for name in names:
-            print(f"{name}: GOT-10k test has no ground truth; submission archive "
-                  f"{experiment.submission_archive(name)}")
-    else:
-        print(f"report: {experiment.report_file(names)} (plots beside it)", file=sys.stderr)
-    if args.markdown is not None:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(_markdown(args, header, rows, absent))
-        print(f"markdown: {args.markdown}", file=sys.stderr)
-    return 0
-
-
-def summary_table(experiment, names: Sequence[str],
-                  performance: Optional[dict]) -> Tuple[List[str], List[List[str]]]:
-    """Header and one row per tracker, from the toolkit's ``performance`` dict."""
     dataset = experiment.dataset
-    frames = sum(len(dataset.image_files(s)) for s in dataset.seq_names)
-    metrics = ["success AUC", "precision@20px", "norm. precision"]
-    keys = ["success_score", "precision_score", "normalized_precision_score"]
+    metrics = list(_METRICS)[3:]
     if isinstance(experiment, GOT10kExperiment):
-        metrics = ["AO", "SR0.5", "SR0.75", *metrics] if performance is not None else []
-        keys = ["ao", "sr", "sr75", *keys]
-    header = ["model", "sequences", "frames", *metrics, "fps", "frames/s"]
-    rows = []
+        metrics = list(_METRICS) if performance is not None else []
+    models = []
     for name in names:
         tracked_frames, seconds = experiment.frames_and_seconds(name)
-        throughput = f"{tracked_frames / seconds:.1f}" if seconds > 0 else "-"
         if performance is None:
-            rows.append([name, str(len(dataset)), str(frames), "-", throughput])
+            models.append(ModelAccuracy(name, tracked_frames=tracked_frames, seconds=seconds,
+                                        submission_archive=Path(experiment.submission_archive(name))))
             continue
         overall = performance[name]["overall"]
-        values = [f"{overall[key]:.4f}" for key in keys]
-        fps = overall["speed_fps"]
-        rows.append([name, str(len(dataset)), str(frames), *values,
-                     f"{fps:.1f}" if fps > 0 else "-", throughput])
-    return header, rows
+        scores = {_METRICS[m]: float(overall[_REPORT_KEYS[_METRICS[m]]]) for m in metrics}
+        fps = float(overall["speed_fps"])
+        models.append(ModelAccuracy(name, **scores, fps=fps if fps > 0 else None,
+                                    tracked_frames=tracked_frames, seconds=seconds))
+    absent: Tuple[Tuple[str, int], ...] = ()
+    if performance is not None:
+        # The counts depend on the ground truth only: the first tracker's report gives them.
+        absent = tuple((seq_name, int(scores["absent_frames"]))
+                       for seq_name, scores in performance[names[0]]["seq_wise"].items()
+                       if scores["absent_frames"])
+    return AccuracyReport(
+        experiment=dataset.experiment_name,
+        sequences=len(dataset),
+        frames=sum(len(dataset.image_files(s)) for s in dataset.seq_names),
+        metrics=tuple(metrics),
+        models=tuple(models),
+        absent=absent,
+        report_file=None if performance is None else Path(experiment.report_file(names)),
+    )
 
 
-def absent_note(performance: Optional[dict], names: Sequence[str]) -> str:
-    """One line counting the frames without a target per sequence ("" when there are none).
-
-    The counts are the report's ``absent_frames``; they depend on the ground truth only, so the
-    first tracker's report gives them.
-    """
-    if performance is None:
-        return ""
-    report = performance[names[0]]
-    per_sequence = [
-        f"{seq_name} {scores['absent_frames']}"
-        for seq_name, scores in report["seq_wise"].items() if scores["absent_frames"]
-    ]
-    if not per_sequence:
-        return ""
-    return (f"absent target (ground truth NaN or 0,0,0,0; left out of the metrics): "
-            f"{report['overall']['absent_frames']} frames: {', '.join(per_sequence)}")
+def _print(report: AccuracyReport, args: argparse.Namespace) -> None:
+    """What ``accuracy`` and ``merge`` print, and the Markdown file of ``--markdown``."""
+    print("\n".join(report.lines()))
+    if report.report_file is not None:
+        print(f"report: {report.report_file} (plots beside it)", file=sys.stderr)
+    if args.markdown is not None:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(report.markdown(_command(args)))
+        print(f"markdown: {args.markdown}", file=sys.stderr)
 
 
-def _markdown(args: argparse.Namespace, header: Sequence[str], rows: Sequence[Sequence[str]],
-              absent: str) -> str:
-    lines = markdown.table(header, rows)
+def _command(args: argparse.Namespace) -> str:
+    """The command line of this run, for the note under the Markdown table."""
     argv = ["python", "-m", "tracker.benchmark", args.command, *_data_arguments(args)]
     if getattr(args, "workers", 1) != 1:
         argv += ["--workers", args.workers]
     if getattr(args, "threads", None) is not None:
         argv += ["--threads", args.threads]
-    command = quote_command([*argv, "--markdown", args.markdown])
-    return "\n".join([
-        *lines,
-        "",
-        f"Generated by `{command}` on {markdown.machine()}. fps: the got10k toolkit's speed (mean of "
-        "1 / frame time); frames/s: frames over total init + update time."
-        + (f" {absent[0].upper()}{absent[1:]}." if absent else ""),
-        "",
-    ])
+    return quote_command([*argv, "--markdown", args.markdown])
 
 
 def _data_arguments(args: argparse.Namespace) -> List[str]:
-    """The options that select data and models, as a command line would give them."""
-    parts = ["--dataset", args.dataset, "--root", str(args.root)]
-    if args.dataset == "got10k":
-        parts += ["--subset", args.subset]
-    for model in args.models:
+    """The options of ``args`` that select data and models, as :func:`data_arguments` gives them."""
+    return data_arguments(args.dataset, args.root, args.models, **_options(args))
+
+
+def data_arguments(
+    dataset: str, root: Path, models: Sequence[str], *, subset: str = "val",
+    backend: str = "torch", weights: Optional[Path] = None, raw_boxes: bool = False,
+    sequences: Optional[Sequence[str]] = None, results: Path = Path("results"),
+    reports: Path = Path("reports"),
+) -> List[str]:
+    """The ``accuracy``/``merge`` options selecting these data and models (those of
+    :func:`evaluate`), as a command line gives them: defaults are left out."""
+    parts = ["--dataset", dataset, "--root", str(root)]
+    if dataset == "got10k":
+        parts += ["--subset", subset]
+    for model in models:
         parts += ["--model", model]
-    if args.backend != "torch":
-        parts += ["--backend", args.backend]
-    if args.weights is not None:
-        parts += ["--weights", str(args.weights)]
-    if args.raw_boxes:
+    if backend != "torch":
+        parts += ["--backend", backend]
+    if weights is not None:
+        parts += ["--weights", str(weights)]
+    if raw_boxes:
         parts.append("--raw-boxes")
-    for item in args.sequences or []:
+    for item in sequences or []:
         parts += ["--sequences", item]
-    if args.results != Path("results"):
-        parts += ["--results", str(args.results)]
-    if args.reports != Path("reports"):
-        parts += ["--reports", str(args.reports)]
+    if Path(results) != Path("results"):
+        parts += ["--results", str(results)]
+    if Path(reports) != Path("reports"):
+        parts += ["--reports", str(reports)]
     return parts
