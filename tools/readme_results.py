@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from tracker.benchmark.__main__ import build_parser as benchmark_parser
+from tracker.benchmark.accuracy import data_arguments, evaluate
 from tracker.benchmark.int8 import compare_int8
 from tracker.benchmark.speed import DEFAULT_FRAMES
+from tracker.cli_args import quote_command
 from tracker.clips import first_box
 from tracker.errors import TrackerError
 from tracker.export import export_int8, export_model
@@ -80,6 +82,19 @@ def benchmark(argv: Sequence[str]) -> int:
     return args.run(args)
 
 
+def accuracy_markdown(otb: Path, models: Sequence[str], reports: Path) -> str:
+    """The accuracy table of ``models`` on the OTB-layout folder ``otb`` as Markdown, noting
+    the ``accuracy`` command that gives the same table (results under ``reports``)."""
+    options = {"results": reports / "results", "reports": reports}
+    report = evaluate("otb", otb, models, threads=1, **options)
+    print("\n".join(report.lines()))
+    command = quote_command([
+        "python", "-m", "tracker.benchmark", "accuracy", *data_arguments("otb", otb, models, **options),
+        "--threads", "1", "--markdown", reports / "accuracy.md",
+    ])
+    return report.markdown(command)
+
+
 def int8_comparison(otb: Path, clip: Path, markdown: Path, export_dir: Path) -> int:
     """Export NanoTrack v2 with an int8 search graph and write its comparison to ``markdown``."""
     config = get_config(INT8_MODEL)
@@ -110,17 +125,15 @@ def run(args: argparse.Namespace) -> int:
     trained = [m for m in list_models() if find_weights(m) is not None]
     if not trained:
         raise FileNotFoundError("no model's weights are present; set TRACKER_WEIGHTS")
-    accuracy_md, speed_md = args.reports / "accuracy.md", args.reports / "speed.md"
+    speed_md = args.reports / "speed.md"
     large_md, int8_md = args.reports / "speed-large.md", args.reports / "int8.md"
     realtime = [m for m in list_models() if get_config(m).family == REALTIME_FAMILY]
     large = [m for m in list_models() if m not in realtime]
     clip = Path(os.path.relpath(shared_dir() / "data" / "clips" / f"{CLIP_NAME}.mp4"))
     speed = ["speed", "--backend", "torch,onnxruntime", "--threads", "2", "--untrained",
              "--clip", str(clip)]
+    accuracy = accuracy_markdown(otb, trained, args.reports)
     steps = [
-        (benchmark, ["accuracy", "--dataset", "otb", "--root", str(otb), "--threads", "1",
-                "--results", str(args.reports / "results"), "--reports", str(args.reports),
-                "--markdown", str(accuracy_md), *[a for m in trained for a in ("--model", m)]]),
         (benchmark, [*speed, "--frames", str(args.realtime_frames), "--markdown", str(speed_md),
                 *[a for m in realtime for a in ("--model", m)]]),
         (benchmark, [*speed, "--frames", str(args.frames), "--no-baseline", "--markdown", str(large_md),
@@ -141,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         f"Accuracy on the {otb.name} folder through the got10k toolkit (one-pass evaluation, "
         "boxes converted from the files' 1-based coordinates):",
         "",
-        accuracy_md.read_text().strip(),
+        accuracy.strip(),
         "",
         "Speed of `Tracker.update` of the real-time models, with `cv2.TrackerNano` on the same "
         "ONNX files in the same run:",
