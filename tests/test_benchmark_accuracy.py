@@ -21,6 +21,7 @@ from got10k.experiments import ExperimentGOT10k, ExperimentOTB
 from tests.boxes import ious
 from tests.conftest import shared_path
 from tracker.benchmark.__main__ import main
+from tracker.benchmark.accuracy import evaluate
 from tracker.benchmark.datasets import GOT10kFolder, OTBFolder
 from tracker.benchmark.experiments import absent_frames
 
@@ -492,6 +493,50 @@ def test_absent_ground_truth_rows_are_left_out_and_counted(tmp_path):
     # Counted as misses, the two frames would lower both scores: the exclusion is visible.
     counted = _independent_scores([(boxes, np.nan_to_num(truth))])
     assert counted[0] < success - 0.05 and counted[1] <= precision - 0.2
+
+
+def test_evaluate_returns_the_numbers_the_command_prints(tmp_path):
+    """The library function on a synthetic sequence: its numbers equal those computed here
+    from the saved boxes, and the command's table is the report's formatting."""
+    lines = [f"{41 + 3 * i},41,40,30" for i in range(6)]
+    lines[2] = "NaN,NaN,NaN,NaN"
+    folder = _synthetic_otb(tmp_path / "otb", lines)
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+        report = evaluate("otb", tmp_path / "otb", [MODEL], threads=1, results=tmp_path / "r",
+                          reports=tmp_path / "p", progress=False)
+    assert err.getvalue() == ""
+    truth = np.loadtxt(folder / "groundtruth_rect.txt", delimiter=",")
+    boxes = _boxes(tmp_path / "r" / "OTB" / MODEL / "Tiny.txt")
+    boxes[0] = truth[0]
+    valid = np.arange(len(truth)) != 2
+    success, precision, norm_precision = _independent_scores([(boxes[valid], truth[valid])])
+    scores = report[MODEL]
+    assert scores.success_auc == pytest.approx(success, abs=1e-12)
+    assert scores.precision_20px == pytest.approx(precision, abs=1e-12)
+    assert scores.normalized_precision == pytest.approx(norm_precision, abs=1e-12)
+    assert scores.ao is None and scores.submission_archive is None
+    assert scores.tracked_frames == 6 and scores.seconds > 0 and scores.fps > 0
+    assert scores.frames_per_second == pytest.approx(6 / scores.seconds)
+    assert (report.experiment, report.sequences, report.frames) == ("OTB", 1, 6)
+    assert report.metrics == ("success AUC", "precision@20px", "norm. precision")
+    assert report.absent == (("Tiny", 1),) and report.absent_frames == 1
+    assert report.report_file == tmp_path / "p" / "OTB" / MODEL / "performance.json"
+    with pytest.raises(KeyError, match=f"no tracker 'nope' in the report; it has {MODEL}"):
+        report["nope"]
+
+    code, out, _ = _cli("merge", "--dataset", "otb", "--root", tmp_path / "otb", "--model", MODEL,
+                        "--results", tmp_path / "r", "--reports", tmp_path / "p",
+                        "--markdown", tmp_path / "a.md")
+    assert code == 0
+    assert out.splitlines() == report.lines()
+    assert report.lines()[-1] == ("absent target (ground truth NaN or 0,0,0,0; left out of the "
+                                  "metrics): 1 frames: Tiny 1")
+    command = (f"python -m tracker.benchmark merge --dataset otb --root {tmp_path / 'otb'} "
+               f"--model {MODEL} --results {tmp_path / 'r'} --reports {tmp_path / 'p'} "
+               f"--markdown {tmp_path / 'a.md'}")
+    assert (tmp_path / "a.md").read_text() == report.markdown(command)
+    assert f"| {MODEL} | 1 | 6 | {success:.4f} | {precision:.4f} | {norm_precision:.4f} |" in (
+        report.markdown(command))
 
 
 def test_sequence_without_absent_rows_prints_no_note(tmp_path):
