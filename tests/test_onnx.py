@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from functools import lru_cache
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -17,12 +15,12 @@ import torch
 import tracker
 from tests.conftest import run_without_torch, shared_path
 from tests.steps import (
-    STEPS, WEIGHTS, network_for, step_frame, step_results, step_rows, torch_step_results,
+    STEPS, WEIGHTS, exported, network_for, step_frame, step_results, step_rows, torch_step_results,
 )
 from tracker import CheckpointError, WeightsNotFoundError, clips
 from tracker.backends import onnx_backend
 from tracker.benchmark.int8 import compare_int8
-from tracker.export import build_parser, export_model, main as export_main
+from tracker.export import export_model, main as export_main
 from tracker.models import build_model
 from tracker.weights import resolve_weights
 
@@ -40,23 +38,10 @@ NET_CROPS = {
 }
 
 
-@pytest.fixture(scope="session")
-def export_root(tmp_path_factory):
-    return tmp_path_factory.mktemp("exports")
-
-
-@lru_cache(maxsize=None)
-def _exported(name, root):
-    network = network_for(name)
-    folder = Path(root) / name
-    export_model(tracker.get_config(name), network, folder)
-    return network, folder
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(STEPS))
-def test_exported_steps_match_torch(name, export_root):
-    _, folder = _exported(name, str(export_root))
+def test_exported_steps_match_torch(name):
+    folder = exported(name)
     torch_boxes = torch_step_results(name).boxes
     onnx_boxes = step_results(tracker.build_tracker(name, backend="onnxruntime", weights=folder), name).boxes
     assert len(torch_boxes) == (6 if STEPS[name].one_per_sequence else 83)
@@ -88,8 +73,8 @@ def assert_outputs_close(actual, expected, what):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(STEPS))
-def test_exported_network_outputs_match_torch(name, export_root):
-    network, folder = _exported(name, str(export_root))
+def test_exported_network_outputs_match_torch(name):
+    network, folder = network_for(name), exported(name)
     runner = onnx_backend.load_exported(tracker.get_config(name), folder)
     inputs = _network_inputs(name)
     assert len(inputs) == (6 if name in NET_CROPS else 1)
@@ -174,11 +159,11 @@ def test_export_cli_errors_are_one_line(tmp_path, capsys):
     assert not list(tmp_path.glob("*.onnx")), "errors are found before anything is exported"
 
 
-def test_calibration_box_help_states_its_convention():
-    help_text = " ".join(build_parser().format_help().split())
-    assert ("the target in the video's first frame, 0-based: x, y, w, h in pixels with (0,0) the "
-            "top-left corner of the top-left pixel") in help_text
-    assert "converted from its 1-based numbers by subtracting 1 from x and y" in help_text
+def test_default_calibration_box_is_the_clips_first_annotation_made_0_based(tmp_path):
+    clip = shared_path("data", "clips", "airplane-1.mp4")
+    assert clips.first_box(clip, "--calibration") == (366.0, 100.0, 41.0, 16.0)
+    with pytest.raises(FileNotFoundError, match=r"--calibration: expected the first box in .*x\.txt"):
+        clips.first_box(tmp_path / "x.mp4", "--calibration")
 
 
 @pytest.mark.slow
@@ -234,8 +219,8 @@ print("tracked without torch", len(boxes))
 """
 
 
-def test_onnxruntime_backend_never_imports_torch(export_root, monkeypatch):
-    _, folder = _exported("nanotrack-v2", str(export_root))
+def test_onnxruntime_backend_never_imports_torch(monkeypatch):
+    folder = exported("nanotrack-v2")
     frames = sorted(shared_path("data", "otb", "Crossing", "img").glob("*.jpg"))[:5]
     env = {"TRACKER_WEIGHTS": str(shared_path("weights", "nanotrack"))}
     result = run_without_torch(_WITHOUT_TORCH, str(folder), *map(str, frames), env=env)
@@ -249,7 +234,7 @@ _INT8_SPEED = re.compile(
 
 
 @pytest.mark.slow
-def test_int8_export_tracks_and_reports_its_speed_gain(export_root, tmp_path, capsys):
+def test_int8_export_tracks_and_reports_its_speed_gain(tmp_path, capsys):
     """Quantized search graph: written by the export, calibrated on the airplane clip; the
     benchmark's int8 command times it against float32 on the same frames in the same run; it
     still follows Crossing; compare_int8 with an OTB folder adds the accuracy cost."""
