@@ -15,6 +15,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_weights_cache(tmp_path_factory):
+    """Downloads, exports and the verified-weights record of a test run go to a folder of its
+    own (unless ``TRACKER_CACHE`` names one), never into the user's ``~/.cache/tracker``."""
+    if "TRACKER_CACHE" in os.environ:
+        yield
+        return
+    os.environ["TRACKER_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    del os.environ["TRACKER_CACHE"]
+
+
 def shared_dir() -> Path:
     """``$TRACKER_SHARED`` or ``../shared`` beside the project root."""
     return Path(os.environ.get("TRACKER_SHARED", ROOT.parent / "shared")).resolve()
