@@ -1,4 +1,4 @@
-"""Weights files are what the manifest says: size and sha256 checked once per machine, values
+"""Weights files are what their model records say: size and sha256 checked once per machine, values
 checked on every load, damaged ONNX graphs named."""
 
 from __future__ import annotations

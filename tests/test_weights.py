@@ -109,7 +109,7 @@ def _toy_records(monkeypatch, url, toy_file="toy.pth"):
 
 @pytest.fixture
 def toy(tmp_path, monkeypatch, dirs, server):
-    """The toy manifest with its URL on the test server, which serves the right bytes."""
+    """The toy records with the URL on the test server, which serves the right bytes."""
     (server.root / "toy.pth").write_bytes(PAYLOAD)
     _toy_records(monkeypatch, f"{server.url}/toy.pth")
     return server
@@ -206,7 +206,7 @@ def test_no_url_names_the_page(toy, dirs):
     assert toy.hits == []
 
 
-def test_real_manifest_no_url_model_names_its_model_zoo_link(dirs):
+def test_real_record_without_url_names_its_model_zoo_link(dirs):
     info = weights.weights_info("siamrpnpp-r50")
     with pytest.raises(WeightsNotFoundError) as caught:
         weights.resolve_weights("siamrpnpp-r50")
@@ -217,7 +217,7 @@ def test_real_manifest_no_url_model_names_its_model_zoo_link(dirs):
     _assert_names_folders(message, dirs)
 
 
-def test_mirror_replaces_the_manifest_url(tmp_path, monkeypatch, dirs, server, closed_port_url):
+def test_mirror_replaces_the_records_url(tmp_path, monkeypatch, dirs, server, closed_port_url):
     _toy_records(monkeypatch, f"{closed_port_url}/toy.pth")
     (server.root / "mirror").mkdir()
     (server.root / "mirror" / "toy.pth").write_bytes(PAYLOAD)
@@ -312,7 +312,7 @@ def test_nanotrack_entries_name_the_official_files_and_their_licence():
             )
 
 
-def test_real_nanotrack_files_are_found_and_match_the_manifest(monkeypatch):
+def test_real_nanotrack_files_are_found_and_match_their_records(monkeypatch):
     folder = shared_path("weights", "nanotrack")
     monkeypatch.setenv(weights.WEIGHTS_ENV, str(folder))
     monkeypatch.delenv(weights.MIRROR_ENV, raising=False)

@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--model", required=True, metavar="NAME", help=", ".join(list_models()))
-    parser.add_argument("--weights", type=Path, help="checkpoint (default: found by the manifest)")
+    parser.add_argument("--weights", type=Path, help="checkpoint (default: found through the model record)")
     parser.add_argument("--out", type=Path,
                         help="output folder (default: the user cache, where backend='onnxruntime' "
                              "looks with weights=None)")

@@ -1,9 +1,9 @@
-"""Is a weights file the one the manifest describes? Size and sha256, hashed once per machine.
+"""Is a weights file the one its model record describes? Size and sha256, hashed once per machine.
 
 Hashing a checkpoint on every load would cost more than loading it, so a file that matched is
 remembered in a small JSON record in the cache folder (``verified.json``), keyed by its resolved
 path, with its size, ``mtime_ns`` and sha256. A later use trusts the record while size and
-mtime are unchanged and the manifest's sha256 is the recorded one; anything else hashes again.
+mtime are unchanged and the record's sha256 is the recorded one; anything else hashes again.
 A record file that is corrupt or unreadable is ignored (the file is hashed) and rewritten;
 one that cannot be written only means hashing again next time. This module imports neither
 torch nor onnxruntime.

@@ -1,6 +1,6 @@
 """Where model weights come from: the model records' artifacts, the folders searched, downloads.
 
-Each model's record in :mod:`tracker.zoo` lists its published files (its "manifest": file
+Each model's record in :mod:`tracker.zoo` lists its published files (file
 name, sha256, size, URL). :func:`resolve_weights` finds one (a checkpoint, or one of
 NanoTrack's ONNX files) under the name the record gives it, looking in this order in
 

@@ -6,7 +6,7 @@ Two layouts are understood:
   the model config and graph names), a template graph (exemplar -> kernel tensors) and a
   search graph (search crops + kernel tensors -> head outputs);
 * NanoTrack's published pair of graphs, a backbone and a head (``weights=None`` finds them
-  through the weights manifest). The backbone is published with a fixed 255x255 input; a copy
+  through the model record). The backbone is published with a fixed 255x255 input; a copy
   with free spatial sizes (nodes and weights untouched) serves the 127x127 exemplar, and the
   backbone joined to the head serves the searches, so both layouts run as an export does.
 """
@@ -244,7 +244,7 @@ def load_runner(
     """The backend loader: an onnxruntime runner for ``config`` on the CPU.
 
     ``weights``: an export folder (or its ``model.json``). ``None``: NanoTrack uses its
-    published ONNX files from the weights manifest; other models use the export that
+    published ONNX files listed in its model record; other models use the export that
     ``python -m tracker.export`` wrote into the user cache. ``threads``: intra-op threads.
     """
     if device is not None:

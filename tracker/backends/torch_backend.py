@@ -115,8 +115,8 @@ def load_runner(
     threads: Optional[int] = None,
 ) -> TorchRunner:
     """The backend loader: build the network of ``config`` on ``device`` and load ``weights``
-    (a checkpoint path; ``None`` finds the model's published checkpoint through the weights
-    manifest). ``threads`` is refused: torch's thread count is process-wide, so the library
+    (a checkpoint path; ``None`` finds the model's published checkpoint through its
+    model record). ``threads`` is refused: torch's thread count is process-wide, so the library
     leaves ``torch.set_num_threads`` to the caller."""
     from ..weights import resolve_weights
 

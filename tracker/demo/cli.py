@@ -25,7 +25,7 @@ from .sources import DEFAULT_FPS, FrameSource, open_images, open_video, open_web
 
 #: Default models, best CPU real-time first; the first whose weights are present is used.
 PREFERRED_MODELS = ("nanotrack-v2", "nanotrack-v3", "nanotrack-v1")
-#: The weight files each backend loads (manifest artifact names).
+#: The weight files each backend loads (artifact kinds of the model records).
 BACKEND_ARTIFACTS = {"torch": ("checkpoint",), "onnxruntime": ("onnx_backbone", "onnx_head")}
 #: Exit status when Ctrl-C comes before tracking starts (128 + SIGINT, as shells report it);
 #: a run stopped by Ctrl-C while tracking closes its outputs, prints its summary and exits 0.
