@@ -17,7 +17,7 @@ import json
 import math
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -40,7 +40,7 @@ MATMUL_SIZE = 2048
 OPENCV_NANO_VERSIONS = ("nanotrack-v2", "nanotrack-v1")  # OpenCV cannot run v3's 15x15 map
 
 
-@dataclass
+@dataclass(frozen=True)
 class Timing:
     """One tracker at one thread count."""
 
@@ -57,8 +57,11 @@ class Timing:
     vs_baseline: Optional[float] = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class SpeedReport:
+    """What :func:`measure_speed` measured: the clip, the timed frames per tracker, the machine's
+    fp32 matmul limit (the fastest library, and each one) per thread count, and the timings."""
+
     clip: str
     frames: int
     machine_gflops: Dict[int, float] = field(default_factory=dict)
@@ -117,44 +120,37 @@ def _frame_count(text: str) -> Optional[int]:
         raise ValueError(f"--frames: expected a positive integer or 'all', got {text!r}") from None
 
 
-def run(args: argparse.Namespace) -> int:
-    models = args.models or ["nanotrack-v2"]
+def _check_choices(
+    models: Sequence[str], backends: Sequence[str], weights: Optional[Path],
+    names: Tuple[str, str, str],
+) -> None:
+    """Known models and backends, and ``weights`` only for one model; ``names`` are the
+    caller's names of the three arguments, for the messages."""
+    model_arg, backend_arg, weights_arg = names
+    if not models:
+        raise ValueError(f"{model_arg}: expected at least one model")
     for name in models:
         get_config(name)
-    if args.weights is not None and len(models) != 1:
-        raise ValueError("--weights applies to exactly one --model")
-    backends = [b.strip() for b in args.backend.split(",") if b.strip()]
+    if not backends:
+        raise ValueError(f"{backend_arg}: expected at least one backend")
     for backend in backends:
         if backend not in api.BACKENDS:
-            raise ValueError(f"--backend must be among {', '.join(api.BACKENDS)}, got {backend!r}")
-    threads = _thread_counts(args.threads)
-    timed = _frame_count(args.frames)
-    clip, frames, box = load_clip(args.clip, None if timed is None else timed + WARMUP_FRAMES + 1)
-    report = SpeedReport(clip=clip, frames=len(frames) - WARMUP_FRAMES - 1)
-    for count in threads:
-        report.matmul_gflops[count] = matmul_gflops(count)
-        report.machine_gflops[count] = max(report.matmul_gflops[count].values())
-    jobs = [(m, b) for b in backends for m in models]
-    baseline_names = [] if args.no_baseline else [n for n in OPENCV_NANO_VERSIONS if _opencv_files(n)]
-    jobs += [(n, "opencv") for n in baseline_names[:1]]
-    # The graph counted: the job's own (--weights applies to ours, not to cv2.TrackerNano's).
-    graph_of = {(m, b): (m, None if b == "opencv" else args.weights) for m, b in jobs}
-    flops = {graph: network_flops(*graph) for graph in dict.fromkeys(graph_of.values())}
-    with tempfile.TemporaryDirectory(prefix="tracker-speed-") as scratch:
-        builder = _Builder(args.weights, args.untrained, Path(scratch))
-        for count in threads:
-            set_thread_pools(count)
-            contenders = [_contender(model, backend, count, frames[0], box, builder)
-                          for model, backend in jobs]
-            seconds = time_interleaved(
-                [update for _, update in contenders], frames[1:], WARMUP_FRAMES,
-                progress=None if args.json else f"timing on {count} thread(s)",
-            )
-            for (model, backend), (label, _), times in zip(jobs, contenders, seconds):
-                timing = summarize(label, backend, count, times)
-                _add_flops(timing, flops[graph_of[model, backend]], report.machine_gflops[count])
-                report.timings.append(timing)
-    _compare_with_baseline(report)
+            raise ValueError(f"{backend_arg} must be among {', '.join(api.BACKENDS)}, got {backend!r}")
+    if weights is not None and len(models) != 1:
+        raise ValueError(f"{weights_arg} applies to exactly one {model_arg}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """The ``speed`` command: :func:`measure_speed` with the parsed options, the report printed
+    (as text or JSON) and written as Markdown with ``--markdown``."""
+    models = args.models or ["nanotrack-v2"]
+    backends = [b.strip() for b in args.backend.split(",") if b.strip()]
+    _check_choices(models, backends, args.weights, ("--model", "--backend", "--weights"))
+    report = measure_speed(
+        models, backends=backends, threads=_thread_counts(args.threads),
+        frames=_frame_count(args.frames), clip=args.clip, weights=args.weights,
+        untrained=args.untrained, baseline=not args.no_baseline, progress=not args.json,
+    )
     if args.json:
         print(json.dumps(asdict(report), indent=2))
     else:
@@ -163,6 +159,61 @@ def run(args: argparse.Namespace) -> int:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(format_markdown(report, _command_line(args)))
     return 0
+
+
+def measure_speed(
+    models: Sequence[str] = ("nanotrack-v2",),
+    *,
+    backends: Sequence[str] = ("torch",),
+    threads: Sequence[int] = (2,),
+    frames: Optional[int] = DEFAULT_FRAMES,
+    clip: Optional[Path] = None,
+    weights: Optional[Path] = None,
+    untrained: bool = False,
+    baseline: bool = True,
+    progress: bool = False,
+) -> SpeedReport:
+    """Time ``Tracker.update`` of every model on every backend at every thread count.
+
+    ``frames`` are timed after :data:`WARMUP_FRAMES` warm-up frames (``None``: the whole clip);
+    ``clip`` is a video with its ``.txt`` of boxes, or ``None`` for a generated clip.
+    ``weights`` applies to the one model; ``untrained`` times models whose weights are absent
+    with untrained ones. ``baseline`` adds ``cv2.TrackerNano`` when NanoTrack's ONNX files are
+    present; ``progress`` shows a progress bar per thread count. Nothing is printed or written:
+    the caller formats the report (:func:`format_report`, :func:`format_markdown`).
+    """
+    models, backends = list(models), list(backends)
+    _check_choices(models, backends, weights, ("models", "backends", "weights"))
+    if not threads:
+        raise ValueError("threads: expected at least one thread count")
+    threads = [positive_int(count, "threads") for count in threads]
+    if frames is not None:
+        frames = positive_int(frames, "frames")
+    name, images, box = load_clip(clip, None if frames is None else frames + WARMUP_FRAMES + 1)
+    matmul = {count: matmul_gflops(count) for count in threads}
+    limit = {count: max(rates.values()) for count, rates in matmul.items()}
+    jobs = [(m, b) for b in backends for m in models]
+    baseline_names = [n for n in OPENCV_NANO_VERSIONS if _opencv_files(n)] if baseline else []
+    jobs += [(n, "opencv") for n in baseline_names[:1]]
+    # The graph counted: the job's own (weights apply to ours, not to cv2.TrackerNano's).
+    graph_of = {(m, b): (m, None if b == "opencv" else weights) for m, b in jobs}
+    flops = {graph: network_flops(*graph) for graph in dict.fromkeys(graph_of.values())}
+    timings = []
+    with tempfile.TemporaryDirectory(prefix="tracker-speed-") as scratch:
+        builder = _Builder(weights, untrained, Path(scratch))
+        for count in threads:
+            set_thread_pools(count)
+            contenders = [_contender(model, backend, count, images[0], box, builder)
+                          for model, backend in jobs]
+            seconds = time_interleaved(
+                [update for _, update in contenders], images[1:], WARMUP_FRAMES,
+                progress=f"timing on {count} thread(s)" if progress else None,
+            )
+            for (model, backend), (label, _), times in zip(jobs, contenders, seconds):
+                timing = summarize(label, backend, count, times)
+                timings.append(_add_flops(timing, flops[graph_of[model, backend]], limit[count]))
+    return SpeedReport(clip=name, frames=len(images) - WARMUP_FRAMES - 1, machine_gflops=limit,
+                       matmul_gflops=matmul, timings=_compare_with_baseline(timings))
 
 
 def _command_line(args: argparse.Namespace) -> str:
@@ -190,11 +241,15 @@ def _contender(
     return label, trk.update
 
 
-def _add_flops(timing: Timing, flops: Optional[float], limit: float) -> None:
-    if flops is not None:
-        timing.gflops_per_frame = flops / 1e9
-        timing.achieved_gflops = timing.gflops_per_frame * timing.fps
-        timing.limit_ratio = timing.achieved_gflops / limit
+def _add_flops(timing: Timing, flops: Optional[float], limit: float) -> Timing:
+    """``timing`` with its network's GFLOPs per frame, the GFLOP/s achieved and their share of
+    the machine's ``limit`` (unchanged when the FLOPs are unknown)."""
+    if flops is None:
+        return timing
+    per_frame = flops / 1e9
+    achieved = per_frame * timing.fps
+    return replace(timing, gflops_per_frame=per_frame, achieved_gflops=achieved,
+                   limit_ratio=achieved / limit)
 
 
 @dataclass
@@ -280,11 +335,12 @@ def summarize(label: str, backend: str, threads: int, seconds: Sequence[float]) 
     )
 
 
-def _compare_with_baseline(report: SpeedReport) -> None:
-    baselines = {t.threads: t.fps for t in report.timings if t.backend == "opencv"}
-    for timing in report.timings:
-        if timing.threads in baselines:
-            timing.vs_baseline = timing.fps / baselines[timing.threads]
+def _compare_with_baseline(timings: Sequence[Timing]) -> List[Timing]:
+    """``timings`` with their FPS over the baseline's at the same thread count, where there is
+    one."""
+    baselines = {t.threads: t.fps for t in timings if t.backend == "opencv"}
+    return [replace(t, vs_baseline=t.fps / baselines[t.threads]) if t.threads in baselines else t
+            for t in timings]
 
 
 def _cell(value: Optional[float], spec: str, suffix: str = "") -> str:
