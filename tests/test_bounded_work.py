@@ -75,12 +75,23 @@ def test_a_huge_box_costs_about_as_much_as_a_typical_one():
 
 
 @pytest.mark.parametrize("height, width", [(1, 1), (2, 2), (3, 5)])
-def test_tiny_frames_give_boxes_inside_the_frame(height, width):
-    """``min_size`` (10) yields to frames smaller than it: the whole-frame box stays put."""
+@pytest.mark.parametrize("corner", ["whole", "top-left", "bottom-right"])
+def test_tiny_frames_give_boxes_inside_the_frame(height, width, corner):
+    """``min_size`` (10) yields to frames smaller than it: whatever the start box, the box
+    spans the frame (the only box of at least the frame's size inside it)."""
     frame = np.full((height, width, 3), 128, np.uint8)
-    x, y, w, h = _track(frame, (0, 0, width, height))
+    box = {"whole": (0, 0, width, height), "top-left": (0, 0, 1, 1),
+           "bottom-right": (width - 1, height - 1, 1, 1)}[corner]
+    x, y, w, h = _track(frame, box)
     assert (x, y, w, h) == (0.0, 0.0, width, height)
     assert isinstance(w, float) and isinstance(h, float)
+
+
+def test_a_thin_frame_keeps_the_box_inside_along_its_short_side_only():
+    frame = np.full((4, 200, 3), 128, np.uint8)
+    x, y, w, h = _track(frame, (150, 1, 20, 2))
+    assert (y, h) == (0.0, 4.0)
+    assert 140 <= x and x + w <= 180 and w >= 10
 
 
 def test_a_box_value_too_large_for_a_float_is_named():

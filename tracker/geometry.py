@@ -76,15 +76,21 @@ def clip_state(
     min_size: float,
     center_offset: float = 0.0,
 ) -> Tuple[float, float, float, float]:
-    """Keep the centre within the frame and the size within [min_size, frame size]; on a
-    frame smaller than ``min_size`` the frame size wins, so the box stays inside the frame.
+    """Keep the centre within the frame and the size within [min_size, frame size].
 
     The centre range is ``[0, frame_w] - center_offset`` (pysot and NanoTrack clip in
     pixel-index coordinates; DaSiamRPN in its own coordinates, half a pixel to the right).
+    Along a side of the frame no longer than ``min_size`` (a tiny frame) the frame wins: the
+    box spans that side exactly, so it stays inside the frame.
     """
-    return (
-        min(max(cx, -center_offset), frame_w - center_offset),
-        min(max(cy, -center_offset), frame_h - center_offset),
-        float(min(max(w, min_size), frame_w)),
-        float(min(max(h, min_size), frame_h)),
-    )
+    cx, w = _clip_axis(cx, w, frame_w, min_size, center_offset)
+    cy, h = _clip_axis(cy, h, frame_h, min_size, center_offset)
+    return cx, cy, w, h
+
+
+def _clip_axis(
+    center: float, size: float, frame: int, min_size: float, center_offset: float
+) -> Tuple[float, float]:
+    if frame <= min_size:
+        return (frame - 1) / 2, float(frame)
+    return min(max(center, -center_offset), frame - center_offset), float(min(max(size, min_size), frame))
