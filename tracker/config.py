@@ -13,12 +13,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar, Dict, Iterator, Mapping, Optional, Tuple, Type
 
+from .conventions import convention
 from .registry import Entry
-
-#: Geometry rules of the reference implementations (crop window origin, padding value,
-#: centre clipping, anchor grid origin). They differ by half pixels, which the published
-#: checkpoints' tuned hyper-parameters depend on.
-CONVENTIONS = ("pysot", "dasiamrpn", "siamfc")
 
 
 class FrozenDict(Mapping[str, Any]):
@@ -88,7 +84,9 @@ class TrackingParams:
     """Hyper-parameters shared by every tracking loop.
 
     ``lost_threshold``: ``TrackResult.lost`` is true when the frame's score (in [0, 1])
-    falls below it.
+    falls below it. ``convention``: the name of the reference geometry rules the checkpoint's
+    hyper-parameters were tuned with (crop origin, padding rounding, centre clipping, grid
+    origin; :mod:`tracker.conventions`); they differ by half pixels.
     """
 
     exemplar_size: int = 127
@@ -112,8 +110,7 @@ class TrackingParams:
                 checked = _checked(spec.name, getattr(self, spec.name), str(spec.type),
                                    self._limit(spec.name))
                 object.__setattr__(self, spec.name, checked)
-        if self.convention not in CONVENTIONS:
-            raise ValueError(f"convention must be one of {CONVENTIONS}, got {self.convention!r}")
+        convention(self.convention)
         if self.instance_size < self.exemplar_size:
             raise ValueError(
                 "instance_size must be at least exemplar_size, got "
