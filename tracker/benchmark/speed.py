@@ -120,13 +120,10 @@ def _frame_count(text: str) -> Optional[int]:
         raise ValueError(f"--frames: expected a positive integer or 'all', got {text!r}") from None
 
 
-def _check_choices(
-    models: Sequence[str], backends: Sequence[str], weights: Optional[Path],
-    names: Tuple[str, str, str],
-) -> None:
-    """Known models and backends, and ``weights`` only for one model; ``names`` are the
-    caller's names of the three arguments, for the messages."""
-    model_arg, backend_arg, weights_arg = names
+def _check_choices(models: Sequence[str], backends: Sequence[str], names: Tuple[str, str]) -> None:
+    """Known models and backends; ``names`` are the caller's names of the two arguments, for
+    the messages."""
+    model_arg, backend_arg = names
     if not models:
         raise ValueError(f"{model_arg}: expected at least one model")
     for name in models:
@@ -136,8 +133,6 @@ def _check_choices(
     for backend in backends:
         if backend not in api.BACKENDS:
             raise ValueError(f"{backend_arg} must be among {', '.join(api.BACKENDS)}, got {backend!r}")
-    if weights is not None and len(models) != 1:
-        raise ValueError(f"{weights_arg} applies to exactly one {model_arg}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -145,7 +140,9 @@ def run(args: argparse.Namespace) -> int:
     (as text or JSON) and written as Markdown with ``--markdown``."""
     models = args.models or ["nanotrack-v2"]
     backends = [b.strip() for b in args.backend.split(",") if b.strip()]
-    _check_choices(models, backends, args.weights, ("--model", "--backend", "--weights"))
+    _check_choices(models, backends, ("--model", "--backend"))
+    if args.weights is not None and len(models) != 1:
+        raise ValueError("--weights applies to exactly one --model")
     report = measure_speed(
         models, backends=backends, threads=_thread_counts(args.threads),
         frames=_frame_count(args.frames), clip=args.clip, weights=args.weights,
@@ -183,7 +180,9 @@ def measure_speed(
     the caller formats the report (:func:`format_report`, :func:`format_markdown`).
     """
     models, backends = list(models), list(backends)
-    _check_choices(models, backends, weights, ("models", "backends", "weights"))
+    _check_choices(models, backends, ("models", "backends"))
+    if weights is not None and len(models) != 1:
+        raise ValueError(f"weights: expected exactly one model, got {len(models)} models")
     if not threads:
         raise ValueError("threads: expected at least one thread count")
     threads = [positive_int(count, "threads") for count in threads]
