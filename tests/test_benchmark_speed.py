@@ -268,30 +268,27 @@ def test_errors_are_one_line(args, message):
 
 
 def _fake_steps(monkeypatch):
-    """Replace the steps ``readme_results`` runs by stubs writing a one-line table; returns
-    the calls."""
+    """Replace the benchmark runs of ``readme_results`` by stubs returning one-line tables;
+    returns the calls (name and arguments)."""
     calls = []
 
-    def fake_benchmark(argv):
-        calls.append(["benchmark", *argv])
-        target = Path(argv[argv.index("--markdown") + 1])
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(f"| {argv[0]} table |\n")
-        return 0
+    def fake_accuracy(otb, models, reports):
+        calls.append({"step": "accuracy", "otb": otb, "models": list(models)})
+        return "| accuracy table |\n"
 
-    def fake_int8(otb, clip, markdown, export_dir):
-        calls.append(["int8", "--evaluate", str(otb), "--calibration", str(clip)])
-        markdown.parent.mkdir(parents=True, exist_ok=True)
-        markdown.write_text("| export table |\n")
-        return 0
+    def fake_speed(clip, models, frames, baseline, reports, table):
+        calls.append({"step": "speed", "clip": clip, "models": list(models), "frames": frames,
+                      "baseline": baseline})
+        return "| speed table |\n"
 
-    monkeypatch.setattr(readme, "benchmark", fake_benchmark)
-    monkeypatch.setattr(readme, "int8_comparison", fake_int8)
+    def fake_int8(otb, clip, export_dir):
+        calls.append({"step": "int8", "otb": otb, "clip": clip})
+        return "| export table |\n"
+
+    monkeypatch.setattr(readme, "accuracy_markdown", fake_accuracy)
+    monkeypatch.setattr(readme, "speed_markdown", fake_speed)
+    monkeypatch.setattr(readme, "int8_markdown", fake_int8)
     return readme.main, calls
-
-
-def _models(argv):
-    return [argv[i + 1] for i, a in enumerate(argv) if a == "--model"]
 
 
 @pytest.fixture
@@ -314,18 +311,16 @@ def test_readme_section_is_replaced_between_its_markers(tmp_path, monkeypatch, r
     assert "| accuracy table |" in text and "| speed table |" in text
     assert "| export table |" in text
     accuracy, realtime, large, int8 = calls
+    assert [c["step"] for c in calls] == ["accuracy", "speed", "speed", "int8"]
     nanotracks = ["nanotrack-v1", "nanotrack-v2", "nanotrack-v3"]
-    assert _models(accuracy) == nanotracks
+    assert accuracy["models"] == nanotracks
     # The real-time models and cv2.TrackerNano apart from the large ones, which slow them.
-    assert _models(realtime) == nanotracks and "--no-baseline" not in realtime
-    assert len(_models(large)) == 8 and not set(_models(large)) & set(nanotracks)
-    assert "--no-baseline" in large
-    assert all("--untrained" in timing for timing in (realtime, large))
+    assert realtime["models"] == nanotracks and realtime["baseline"]
+    assert len(large["models"]) == 8 and not set(large["models"]) & set(nanotracks)
+    assert not large["baseline"]
     assert text.count("| speed table |") == 2
-    assert int8[0] == "int8"
-    assert realtime[realtime.index("--clip") + 1].endswith("airplane-1.mp4")
-    assert int8[int8.index("--evaluate") + 1] == accuracy[accuracy.index("--root") + 1]
-    assert int8[int8.index("--calibration") + 1].endswith("airplane-1.mp4")
+    assert realtime["clip"].name == "airplane-1.mp4" == int8["clip"].name
+    assert int8["otb"] == accuracy["otb"]
     readme_page.write_text("no markers\n")
     assert readme.main(["--readme", str(readme_page)]) == 2
     assert "has no Results markers" in capsys.readouterr().err
@@ -347,7 +342,7 @@ def test_readme_states_the_command_that_regenerates_it(tmp_path, monkeypatch, re
         given.readme, given.reports, 7, 9)
     assert not stated.otb.is_absolute()
     assert stated.otb.resolve() == shared_path("data", "otb").resolve()
-    assert [calls[i][calls[i].index("--frames") + 1] for i in (1, 2)] == ["9", "7"]
+    assert [calls[i]["frames"] for i in (1, 2)] == [9, 7]
     assert readme.command_line(stated, stated.otb) == command
 
 
@@ -460,3 +455,25 @@ def test_flops_are_counted_from_the_onnx_graph_without_torch():
     torch_count = flops.torch_search_flops("nanotrack-v2")
     assert torch_count == pytest.approx(_hand_counted_flops("nanotrack-v2"))
     assert timing["gflops_per_frame"] * 1e9 == pytest.approx(torch_count, rel=0.01)
+
+
+def test_readme_speed_table_states_the_command_that_gives_it(tmp_path, small_matmul, capsys):
+    """The README generator calls measure_speed; the command under its table, parsed by the
+    benchmark's own parser, asks for the same run."""
+    clip = shared_path("data", "clips", "airplane-1.mp4")
+    table = readme.speed_markdown(clip, ["nanotrack-v2", "siamfc-alexnet"], 3, False, tmp_path,
+                                  "speed-large.md")
+    rows = [line.replace(" (untrained)", "").split(" | ")[:3]
+            for line in table.splitlines() if line.startswith("| ")][2:]
+    assert sorted(rows) == sorted(
+        [f"| {model}", backend, "2"]
+        for model in ("nanotrack-v2", "siamfc-alexnet") for backend in ("torch", "onnxruntime"))
+    assert "over 3 frames of airplane-1.mp4" in table
+    command = table.split("Generated by `")[1].split("`")[0]
+    words = shlex.split(command)
+    assert words[:4] == ["python", "-m", "tracker.benchmark", "speed"]
+    stated = build_parser().parse_args(words[3:])
+    assert (stated.models, str(stated.frames), stated.clip, stated.untrained,
+            stated.no_baseline) == (["nanotrack-v2", "siamfc-alexnet"], "3", clip, True, True)
+    assert stated.markdown == tmp_path / "speed-large.md"
+    assert "nanotrack-v2" in capsys.readouterr().out

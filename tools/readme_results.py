@@ -3,12 +3,13 @@
 A development tool, outside the installed package: it knows the shared data folder
 (``$TRACKER_SHARED``, else ``../shared`` beside the project) and runs the benchmarks on it.
 
-Runs ``accuracy`` on an OTB-layout folder (the shared sequences by default) for every model
-whose weights are present, ``speed`` for every model on both backends (models without
+Calls the benchmark's library functions (``accuracy.evaluate``, ``speed.measure_speed``,
+``int8.compare_int8``), which return their reports, for: accuracy on an OTB-layout folder (the shared sequences by default) for every model
+whose weights are present, speed for every model on both backends (models without
 weights here are timed with untrained weights: a network's cost does not depend on its
 values; the real-time NanoTrack models and ``cv2.TrackerNano`` in a run of their own, longer
 and apart from the large models, whose load in the same process slows the small ones) and,
-when NanoTrack v2's weights are present, its int8 export and ``int8`` comparison (speed
+when NanoTrack v2's weights are present, its int8 export and comparison (speed
 gain and accuracy cost of the int8 search graph on the same folder); then replaces the text
 between the section markers of the README, ending with the command that regenerates it.
 """
@@ -17,16 +18,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 from pathlib import Path
 
 from typing import List, Optional, Sequence
 
-from tracker.benchmark.__main__ import build_parser as benchmark_parser
 from tracker.benchmark.accuracy import data_arguments, evaluate
 from tracker.benchmark.int8 import compare_int8
-from tracker.benchmark.speed import DEFAULT_FRAMES
+from tracker.benchmark.speed import DEFAULT_FRAMES, format_markdown, format_report, measure_speed
 from tracker.cli_args import quote_command
 from tracker.clips import first_box
 from tracker.errors import TrackerError
@@ -41,6 +40,8 @@ INT8_MODEL = "nanotrack-v2"
 CLIP_NAME = "airplane-1"
 INT8_FRAMES = 200
 REALTIME_FAMILY = "nanotrack"
+SPEED_BACKENDS = ("torch", "onnxruntime")
+SPEED_THREADS = 2
 
 
 def shared_dir() -> Path:
@@ -73,13 +74,7 @@ def command_line(args: argparse.Namespace, otb: Path) -> str:
     parts = ["python", "tools/readme_results.py", "--readme", str(args.readme),
              "--otb", str(otb), "--reports", str(args.reports), "--frames", str(args.frames),
              "--realtime-frames", str(args.realtime_frames)]
-    return " ".join(shlex.quote(p) for p in parts)
-
-
-def benchmark(argv: Sequence[str]) -> int:
-    """One benchmark subcommand run in this process (its own parser checks the options)."""
-    args = benchmark_parser().parse_args(list(argv))
-    return args.run(args)
+    return quote_command(parts)
 
 
 def accuracy_markdown(otb: Path, models: Sequence[str], reports: Path) -> str:
@@ -95,8 +90,25 @@ def accuracy_markdown(otb: Path, models: Sequence[str], reports: Path) -> str:
     return report.markdown(command)
 
 
-def int8_comparison(otb: Path, clip: Path, markdown: Path, export_dir: Path) -> int:
-    """Export NanoTrack v2 with an int8 search graph and write its comparison to ``markdown``."""
+def speed_markdown(clip: Path, models: Sequence[str], frames: int, baseline: bool, reports: Path,
+                   table: str) -> str:
+    """The speed table of ``models`` (both backends, 2 threads, untrained weights) on ``clip``
+    as Markdown, noting the ``speed`` command that gives the same table (``reports/table``)."""
+    report = measure_speed(models, backends=SPEED_BACKENDS, threads=[SPEED_THREADS],
+                           frames=frames, clip=clip, untrained=True, baseline=baseline,
+                           progress=True)
+    print(format_report(report))
+    command = quote_command([
+        "python", "-m", "tracker.benchmark", "speed", *[a for m in models for a in ("--model", m)],
+        "--backend", ",".join(SPEED_BACKENDS), "--threads", str(SPEED_THREADS),
+        "--frames", str(frames), "--clip", clip, "--untrained",
+        *([] if baseline else ["--no-baseline"]), "--markdown", reports / table,
+    ])
+    return format_markdown(report, command)
+
+
+def int8_markdown(otb: Path, clip: Path, export_dir: Path) -> str:
+    """Export NanoTrack v2 with an int8 search graph; its comparison with float32 as Markdown."""
     config = get_config(INT8_MODEL)
     weights = find_weights(INT8_MODEL)
     export_model(config, build_model(config).load_weights(weights), export_dir,
@@ -109,9 +121,7 @@ def int8_comparison(otb: Path, clip: Path, markdown: Path, export_dir: Path) -> 
                f"--calibration {clip} --calibration-frames {INT8_FRAMES} && "
                f"python -m tracker.benchmark int8 --model {INT8_MODEL} --export {export_dir} "
                f"--calibration {clip} --frames {INT8_FRAMES} --evaluate {otb}")
-    markdown.parent.mkdir(parents=True, exist_ok=True)
-    markdown.write_text(comparison.markdown(INT8_MODEL, command))
-    return 0
+    return comparison.markdown(INT8_MODEL, command)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -125,30 +135,17 @@ def run(args: argparse.Namespace) -> int:
     trained = [m for m in list_models() if find_weights(m) is not None]
     if not trained:
         raise FileNotFoundError("no model's weights are present; set TRACKER_WEIGHTS")
-    speed_md = args.reports / "speed.md"
-    large_md, int8_md = args.reports / "speed-large.md", args.reports / "int8.md"
     realtime = [m for m in list_models() if get_config(m).family == REALTIME_FAMILY]
     large = [m for m in list_models() if m not in realtime]
     clip = Path(os.path.relpath(shared_dir() / "data" / "clips" / f"{CLIP_NAME}.mp4"))
-    speed = ["speed", "--backend", "torch,onnxruntime", "--threads", "2", "--untrained",
-             "--clip", str(clip)]
     accuracy = accuracy_markdown(otb, trained, args.reports)
-    steps = [
-        (benchmark, [*speed, "--frames", str(args.realtime_frames), "--markdown", str(speed_md),
-                *[a for m in realtime for a in ("--model", m)]]),
-        (benchmark, [*speed, "--frames", str(args.frames), "--no-baseline", "--markdown", str(large_md),
-                *[a for m in large for a in ("--model", m)]]),
-    ]
+    speed = speed_markdown(clip, realtime, args.realtime_frames, True, args.reports, "speed.md")
+    speed_large = speed_markdown(clip, large, args.frames, False, args.reports, "speed-large.md")
     if INT8_MODEL in trained:
-        export_dir = args.reports / "exports" / INT8_MODEL
-        steps.append((lambda _: int8_comparison(otb, clip, int8_md, export_dir), []))
+        int8 = int8_markdown(otb, clip, args.reports / "exports" / INT8_MODEL)
     else:
         print(f"note: no weights of {INT8_MODEL}; the section leaves out the int8 comparison",
               file=sys.stderr)
-    for command, argv in steps:
-        code = command(argv)
-        if code != 0:
-            return code
     parts = [
         START,
         f"Accuracy on the {otb.name} folder through the got10k toolkit (one-pass evaluation, "
@@ -159,11 +156,11 @@ def run(args: argparse.Namespace) -> int:
         "Speed of `Tracker.update` of the real-time models, with `cv2.TrackerNano` on the same "
         "ONNX files in the same run:",
         "",
-        speed_md.read_text().strip(),
+        speed.strip(),
         "",
         "The larger models, timed in a run of their own (those without weights here untrained):",
         "",
-        large_md.read_text().strip(),
+        speed_large.strip(),
         "",
     ]
     if INT8_MODEL in trained:
@@ -171,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
             f"int8 search graph of {INT8_MODEL} (onnxruntime static quantization) against the "
             "float32 export: speed gain and accuracy cost:",
             "",
-            int8_md.read_text().strip(),
+            int8.strip(),
             "",
         ]
     parts += [

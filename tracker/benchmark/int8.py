@@ -8,10 +8,7 @@ their success AUC and precision@20px on an OTB-layout folder.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import itertools
-import json
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -23,7 +20,6 @@ from ..api import build_tracker
 from ..backends.onnx_backend import INT8_SIDECAR, SIDECAR
 from ..cli_args import parse_box, positive_int, quote_command
 from ..config import ModelConfig
-from ..errors import TrackerError
 from ..zoo import get_config, list_models
 from . import accuracy, markdown
 from .speed import WARMUP_FRAMES, Timing, summarize, time_interleaved
@@ -121,21 +117,12 @@ def compare_int8(
 def _otb_accuracy(config: ModelConfig, sidecar: Path, otb_root: Path) -> Tuple[float, float]:
     """Success AUC and precision@20px of one export on an OTB-layout folder (the toolkit's)."""
     with tempfile.TemporaryDirectory(prefix="tracker-int8-") as scratch:
-        parser = argparse.ArgumentParser()
-        accuracy.register(parser.add_subparsers(dest="command"))
-        args = parser.parse_args([
-            "accuracy", "--dataset", "otb", "--root", str(otb_root), "--model", config.name,
-            "--backend", "onnxruntime", "--weights", str(sidecar),
-            "--results", str(Path(scratch) / "results"), "--reports", str(Path(scratch) / "reports"),
-        ])
-        with contextlib.redirect_stdout(io.StringIO()):
-            code = accuracy.run_accuracy(args)
-        if code != 0:
-            raise TrackerError(f"--evaluate: the accuracy benchmark failed on {otb_root}")
-        name = accuracy.tracker_name(config.name, "onnxruntime", weights=sidecar)
-        report = Path(scratch) / "reports" / "OTB" / name / "performance.json"
-        overall = json.loads(report.read_text())[name]["overall"]
-    return overall["success_score"], overall["precision_score"]
+        report = accuracy.evaluate(
+            "otb", otb_root, [config.name], backend="onnxruntime", weights=sidecar,
+            results=Path(scratch) / "results", reports=Path(scratch) / "reports", progress=False,
+        )
+    numbers = report[accuracy.tracker_name(config.name, "onnxruntime", weights=sidecar)]
+    return numbers.success_auc, numbers.precision_20px
 
 
 def register(commands: argparse._SubParsersAction) -> None:
