@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Dict, List, Set
 
 PACKAGE = Path(__file__).resolve().parents[1] / "tracker"
-TOOLS = ("tracker.benchmark", "tracker.export", "tracker.demo")
+TOOLS = ("tracker.benchmark", "tracker.export", "tracker.demo", "tracker.train")
 
 
 def _module_name(path: Path) -> str:
