@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
+import cv2
 import numpy as np
 
 
@@ -32,8 +33,6 @@ class ImageFiles:
         return len(self.paths)
 
     def read(self, index: int) -> np.ndarray:
-        import cv2
-
         image = cv2.imread(self.paths[index], cv2.IMREAD_COLOR)
         if image is None:
             raise FrameError(f"cannot decode {self.paths[index]}")
