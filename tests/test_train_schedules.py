@@ -1,0 +1,100 @@
+"""The learning rate of every epoch against the references' schedulers."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from tests.conftest import shared_path
+from tracker.train.schedules import ScheduleSettings, learning_rate
+
+REFERENCES = {
+    "pysot siamrpn_alex_dwxcorr_16gpu": ScheduleSettings.pysot_alex,
+    "pysot siamrpn_r50_l234_dwxcorr_8gpu": ScheduleSettings.pysot_r50,
+    "nanotrack configv2": ScheduleSettings.nanotrack_v2,
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCES))
+def test_every_epoch_matches_the_reference_scheduler(name):
+    expected = json.loads(shared_path("fixtures", "training", "lr_schedules.json").read_text())
+    reference = expected["schedules"][name]
+    settings = REFERENCES[name]()
+    assert settings.epochs == len(reference)
+    ours = [learning_rate(settings, epoch) for epoch in range(settings.epochs)]
+    assert ours == pytest.approx(reference, rel=1e-5, abs=0)
+
+
+def test_siamfc_decays_like_exponential_lr_stepped_once_per_epoch():
+    """siamfc-pytorch: ExponentialLR(gamma = (1e-5 / 1e-2) ** (1 / 50)), ``step(epoch=e)``
+    before epoch e. Compared: epoch 0 is 1e-2, epoch 49 is 1e-2 * 1e-3 ** (49 / 50) (about
+    1.148e-5; 1e-5 itself would be epoch 50), and every epoch equals torch's ExponentialLR."""
+    settings = ScheduleSettings.siamfc()
+    assert settings.epochs == 50
+    assert learning_rate(settings, 0) == pytest.approx(1e-2, rel=1e-12)
+    assert learning_rate(settings, 49) == pytest.approx(1e-2 * 1e-3 ** (49 / 50), rel=1e-12)
+    assert learning_rate(settings, 49) == pytest.approx(1.1481536e-5, rel=1e-7)
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-2)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, (1e-5 / 1e-2) ** (1 / 50))
+    torch_lrs = []
+    for _ in range(50):
+        torch_lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert [learning_rate(settings, e) for e in range(50)] == pytest.approx(torch_lrs, rel=1e-10)
+
+
+def test_warmup_step_holds_the_rate_for_step_epochs():
+    settings = ScheduleSettings(epochs=10, warmup_epochs=4, warmup_step=2,
+                                warmup_lr_start=0.001, warmup_lr_end=0.004,
+                                lr_start=0.01, lr_end=0.001)
+    lrs = [learning_rate(settings, e) for e in range(10)]
+    # 4 // 2 = 2 steps from 0.001 to 0.004: factor 2 every 2 epochs.
+    assert lrs[:4] == pytest.approx([0.001, 0.001, 0.002, 0.002], rel=1e-12)
+    # log schedule over the 6 remaining epochs, both ends included.
+    assert lrs[4] == pytest.approx(0.01, rel=1e-12)
+    assert lrs[9] == pytest.approx(0.001, rel=1e-12)
+    assert lrs[5] == pytest.approx(0.01 * 0.1 ** (1 / 5), rel=1e-12)
+
+
+def test_a_one_epoch_log_schedule_is_its_start_rate():
+    settings = ScheduleSettings(epochs=1, warmup_epochs=0, lr_start=0.02, lr_end=0.001)
+    assert learning_rate(settings, 0) == 0.02
+
+
+@pytest.mark.parametrize("epoch", [-1, 50, 1.0, True])
+def test_an_epoch_outside_the_run_is_refused(epoch):
+    with pytest.raises(ValueError, match=r"epoch must be an int in \[0, 50\), got"):
+        learning_rate(ScheduleSettings.siamfc(), epoch)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"kind": "cos"}, "kind must be one of log, exponential, got 'cos'"),
+        ({"epochs": 0}, "epochs must be > 0, got 0"),
+        ({"lr_start": -0.1}, "lr_start must be > 0, got -0.1"),
+        ({"lr_end": float("nan")}, "lr_end must be a finite number > 0"),
+        ({"warmup_epochs": 50}, r"warmup_epochs must be less than epochs \(50\), got 50"),
+        ({"warmup_step": 6}, r"warmup_step must be at most warmup_epochs \(5\), got 6"),
+        ({"epochs": 2.5}, "epochs must be an int > 0, got 2.5"),
+    ],
+)
+def test_bad_settings_name_the_field(changes, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(ScheduleSettings.pysot_alex(), **changes)
+
+
+def test_settings_are_plain_values():
+    settings = ScheduleSettings.nanotrack_v2()
+    as_dict = dataclasses.asdict(settings)
+    assert as_dict == {
+        "epochs": 50, "kind": "log", "lr_start": 0.005, "lr_end": 0.0005, "warmup_epochs": 5,
+        "warmup_lr_start": 0.001, "warmup_lr_end": 0.005, "warmup_step": 1,
+    }
+    assert ScheduleSettings(**as_dict) == settings
+    assert isinstance(ScheduleSettings(lr_start=1).lr_start, float)
