@@ -14,7 +14,7 @@ from tracker.train.schedules import ScheduleSettings, learning_rate
 REFERENCES = {
     "pysot siamrpn_alex_dwxcorr_16gpu": ScheduleSettings.pysot_alex,
     "pysot siamrpn_r50_l234_dwxcorr_8gpu": ScheduleSettings.pysot_r50,
-    "nanotrack configv2": ScheduleSettings.nanotrack_v2,
+    "nanotrack configv2": ScheduleSettings.nanotrack,
 }
 
 
@@ -90,7 +90,7 @@ def test_bad_settings_name_the_field(changes, message):
 
 
 def test_settings_are_plain_values():
-    settings = ScheduleSettings.nanotrack_v2()
+    settings = ScheduleSettings.nanotrack()
     as_dict = dataclasses.asdict(settings)
     assert as_dict == {
         "epochs": 50, "kind": "log", "lr_start": 0.005, "lr_end": 0.0005, "warmup_epochs": 5,
@@ -98,3 +98,12 @@ def test_settings_are_plain_values():
     }
     assert ScheduleSettings(**as_dict) == settings
     assert isinstance(ScheduleSettings(lr_start=1).lr_start, float)
+
+
+@pytest.mark.parametrize("reference, final", [("siamfc", 1e-2 * 1e-3 ** (49 / 50)),
+                                              ("pysot_alex", 0.0005)])
+def test_finetuning_runs_at_the_final_rate_without_warmup(reference, final):
+    settings = getattr(ScheduleSettings, reference)().finetune()
+    assert settings.warmup_epochs == 0 and settings.epochs == 50
+    assert [learning_rate(settings, e) for e in (0, 17, 49)] == pytest.approx([final] * 3,
+                                                                             rel=1e-12)

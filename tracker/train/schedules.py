@@ -87,11 +87,18 @@ class ScheduleSettings:
                    warmup_lr_start=0.001, warmup_lr_end=0.005)
 
     @classmethod
-    def nanotrack_v2(cls) -> "ScheduleSettings":
+    def nanotrack(cls) -> "ScheduleSettings":
         """NanoTrack ``configv2.yaml``: warm-up 0.001 -> 0.005 in 5 epochs, then log
         0.005 -> 0.0005 over the remaining 45 of 50."""
         return cls(epochs=50, lr_start=0.005, lr_end=0.0005,
                    warmup_lr_start=0.001, warmup_lr_end=0.005)
+
+    def finetune(self) -> "ScheduleSettings":
+        """The same number of epochs at a constant rate: the one of this schedule's last epoch,
+        without warm-up (continuing from trained weights, a peak rate would undo them)."""
+        final = learning_rate(self, self.epochs - 1)
+        return dataclasses.replace(self, kind="log", lr_start=final, lr_end=final,
+                                   warmup_epochs=0)
 
 
 def learning_rate(settings: ScheduleSettings, epoch: int) -> float:
