@@ -3,6 +3,7 @@ sequences, bad input and the decoded-once video cache (tiny synthetic datasets).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -68,10 +69,12 @@ def test_parse_data_spec_refuses_bad_values(tmp_path, text, message):
 
 def test_missing_path_is_named(tmp_path):
     missing = tmp_path / "GOT-10k" / "train"
-    with pytest.raises(FileNotFoundError, match=f"{missing} does not exist"):
+    with pytest.raises(FileNotFoundError) as error:
         parse_data_spec(f"got10k:{missing}")
-    with pytest.raises(FileNotFoundError, match=f"--data lasot:{missing}: {missing} does not exist"):
+    assert str(error.value) == f"--data got10k:{missing}: {missing} does not exist"
+    with pytest.raises(FileNotFoundError) as error:
         load_sequences(DataSpec("lasot", str(missing)), tmp_path / "cache")
+    assert str(error.value) == f"--data lasot:{missing}: {missing} does not exist"
 
 
 def test_unknown_kind_in_a_spec_object(tmp_path):
@@ -111,11 +114,11 @@ def test_nothing_left_after_skipping_is_an_error(tmp_path):
         load_sequences(DataSpec("otb", str(root)), tmp_path / "cache")
     message = str(error.value)
     assert message.startswith(f"--data otb:{root}: no training sequence left in {root}: ")
-    assert "all 2 sequence(s) were skipped, e.g. otb:Bar: 3 frames but 2 annotation lines" in message
+    assert "all 2 sequence(s) were skipped, e.g. otb:Bar: 3 frames but 2 annotation" in message
 
 
 def test_empty_folder_names_the_layout(tmp_path):
-    with pytest.raises(ValueError, match=r"holds no sequence in the otb layout \(<root>/<Name>/img"):
+    with pytest.raises(ValueError, match=r"holds no sequence in the otb layout \(<root>/<Name>"):
         load_sequences(DataSpec("otb", str(tmp_path)), tmp_path / "cache")
 
 
@@ -195,9 +198,33 @@ def test_got10k_absence_cover_and_skips(tmp_path, level):
     )
 
 
+@pytest.mark.parametrize("frames, expected", [
+    (4, "4 frames but 1 annotation lines in {anno}; skipped"),
+    (1, "a single frame, which the got10k toolkit cannot read; skipped"),
+])
+def test_got10k_one_line_ground_truth(tmp_path, frames, expected):
+    # The toolkit reads a one-line groundtruth.txt as a flat row: 4 "boxes" for 4 frames.
+    split = _got10k_root(tmp_path)
+    odd = split / "GOT-10k_Train_000003"
+    _frames(odd, frames, 8)
+    _lines(odd / "groundtruth.txt", ["1,2,10,8"])
+    load = load_sequences(DataSpec("got10k", str(split)), tmp_path / "cache")
+    assert load.skipped[-1] == (
+        "got10k:GOT-10k_Train_000003: " + expected.format(anno=odd / "groundtruth.txt")
+    )
+
+
+def test_path_of_the_wrong_type(tmp_path):
+    with pytest.raises(ValueError, match=f"{re.escape(str(tmp_path))} must be a video file"):
+        load_sequences(DataSpec("video", str(tmp_path)), tmp_path / "cache")
+    clip = _video(tmp_path, 2, 2)
+    with pytest.raises(ValueError, match=f"{re.escape(str(clip))} must be a folder"):
+        load_sequences(DataSpec("otb", str(clip)), tmp_path / "cache")
+
+
 def test_got10k_without_list_names_the_layout(tmp_path):
     _frames(tmp_path / "seq", 2, 8)
-    with pytest.raises(ValueError, match=r"no sequence in the got10k layout \(<root>/train/list.txt"):
+    with pytest.raises(ValueError, match=r"no sequence in the got10k layout \(<root>/train/list"):
         load_sequences(DataSpec("got10k", str(tmp_path)), tmp_path / "cache")
 
 

@@ -38,6 +38,18 @@ VIDEO_BOX_ORIGIN = 1.0
 #: Quality of the JPEG frames a video is decoded into.
 JPEG_QUALITY = 95
 
+#: Which per-frame label values mark the target visible, by label file (a missing file marks
+#: nothing hidden; the box alone then decides).
+_Rule = Callable[[np.ndarray], np.ndarray]
+LASOT_VISIBLE: Dict[str, _Rule] = {
+    "full_occlusion.txt": lambda flags: flags == 0,
+    "out_of_view.txt": lambda flags: flags == 0,
+}
+GOT10K_VISIBLE: Dict[str, _Rule] = {
+    "absence.label": lambda flags: flags == 0,
+    "cover.label": lambda flags: flags > 0,
+}
+
 _FORMAT = "KIND:PATH or KIND@WEIGHT:PATH"
 
 #: A reader's output: a sequence, or the line saying why one was left out.
@@ -87,7 +99,9 @@ def parse_data_spec(text: str) -> DataSpec:
     ``video@2:clips/airplane-1.mp4``) as a :class:`DataSpec` whose path exists."""
     head, sep, path = str(text).partition(":")
     if not sep or not path:
-        raise ValueError(f"data spec {text!r} must be {_FORMAT} with KIND one of {', '.join(KINDS)}")
+        raise ValueError(
+            f"data spec {text!r} must be {_FORMAT} with KIND one of {', '.join(KINDS)}"
+        )
     kind, at, weight_text = head.partition("@")
     weight = 1.0
     if at:
@@ -140,6 +154,20 @@ def _mismatch(name: str, frames: int, lines: int, where: Path) -> str:
     return f"{name}: {frames} frames but {lines} annotation lines in {where}; skipped"
 
 
+def _visibility(folder: Path, count: int, name: str,
+                rules: Dict[str, _Rule]) -> Union[np.ndarray, str]:
+    """Per frame, whether every label file of ``rules`` present in ``folder`` marks it visible;
+    the skip line instead when one cannot be read or does not hold ``count`` labels."""
+    visible = np.ones(count, bool)
+    for file_name, is_visible in rules.items():
+        flags, problem = _flags(folder / file_name, count, name)
+        if problem:
+            return problem
+        if flags is not None:
+            visible &= is_visible(flags)
+    return visible
+
+
 def _flags(path: Path, count: int, name: str) -> Tuple[Optional[np.ndarray], Optional[str]]:
     """Per-frame integer labels of ``path`` (comma, space or newline separated); ``None`` flags
     when the file is absent, an error line when it cannot be read or does not hold ``count``."""
@@ -188,17 +216,10 @@ def _lasot(root: Path, cache_dir: Path) -> Iterator[_Found]:
         except ValueError as error:
             yield f"{label}: {error}; skipped"
             continue
-        visible = np.ones(len(files), bool)
-        for flag_file in ("full_occlusion.txt", "out_of_view.txt"):
-            flags, problem = _flags(sequence_dir / flag_file, len(files), label)
-            if problem:
-                yield problem
-                break
-            if flags is not None:
-                visible &= flags == 0
-        else:
-            yield _sequence(label, ImageFiles(files), _zero_based(boxes, folder.box_origin),
-                            visible, anno_file)
+        visible = _visibility(sequence_dir, len(files), label, LASOT_VISIBLE)
+        yield visible if isinstance(visible, str) else _sequence(
+            label, ImageFiles(files), _zero_based(boxes, folder.box_origin), visible, anno_file
+        )
 
 
 def _got10k(root: Path, cache_dir: Path) -> Iterator[_Found]:
@@ -230,20 +251,12 @@ def _got10k(root: Path, cache_dir: Path) -> Iterator[_Found]:
         except ValueError as error:
             yield f"{label}: {anno_file} is not a table of x,y,w,h numbers ({error}); skipped"
             continue
-        visible = np.ones(len(files), bool)
-        for flag_file, is_visible in (("absence.label", lambda v: v == 0),
-                                      ("cover.label", lambda v: v > 0)):
-            flags, problem = _flags(Path(seq_dir) / flag_file, len(files), label)
-            if problem:
-                yield problem
-                break
-            if flags is not None:
-                visible &= is_visible(flags)
-        else:
-            # A one-line groundtruth.txt loads as a flat row of 4 numbers.
-            boxes = np.atleast_2d(boxes)
-            yield _sequence(label, ImageFiles(files), _zero_based(boxes, GOT10K_BOX_ORIGIN),
-                            visible, anno_file)
+        visible = _visibility(Path(seq_dir), len(files), label, GOT10K_VISIBLE)
+        # A one-line groundtruth.txt loads as a flat row of 4 numbers.
+        boxes = _zero_based(np.atleast_2d(boxes), GOT10K_BOX_ORIGIN)
+        yield visible if isinstance(visible, str) else _sequence(
+            label, ImageFiles(files), boxes, visible, anno_file
+        )
 
 
 def _got10k_mismatch(label: str, seq_dir: Path, anno_file: Path) -> str:
@@ -269,9 +282,9 @@ def _video(path: Path, cache_dir: Path) -> Iterator[_Found]:
     frames = ImageFiles(list_images(decoded_video(path, cache_dir)))
     name = f"video:{path.stem}"
     if len(frames) != len(boxes):
+        why = "missing or undecodable" if len(frames) < len(boxes) else "unannotated"
         yield (f"{name}: {len(frames)} frames decoded but {len(boxes)} annotation lines in "
-               f"{anno_file} ({abs(len(boxes) - len(frames))} frame(s) "
-               f"{'missing or undecodable' if len(frames) < len(boxes) else 'unannotated'}); skipped")
+               f"{anno_file} ({abs(len(boxes) - len(frames))} frame(s) {why}); skipped")
         return
     yield _sequence(name, frames, _zero_based(boxes, VIDEO_BOX_ORIGIN), np.ones(len(boxes), bool),
                     anno_file)
