@@ -107,3 +107,23 @@ def test_finetuning_runs_at_the_final_rate_without_warmup(reference, final):
     assert settings.warmup_epochs == 0 and settings.epochs == 50
     assert [learning_rate(settings, e) for e in (0, 17, 49)] == pytest.approx([final] * 3,
                                                                              rel=1e-12)
+
+
+def test_another_epoch_count_keeps_the_warmup_and_decays_over_the_rest():
+    settings = ScheduleSettings.pysot_r50().with_epochs(8)
+    assert (settings.epochs, settings.warmup_epochs) == (8, 5)
+    lrs = [learning_rate(settings, e) for e in range(8)]
+    assert lrs[:5] == pytest.approx([0.001 * 5 ** (e / 5) for e in range(5)], rel=1e-12)
+    assert lrs[5:] == pytest.approx([0.005, 0.005 * 0.1 ** 0.5, 0.0005], rel=1e-12)
+
+
+@pytest.mark.parametrize("epochs, lrs", [(2, [0.001, 0.005]), (1, [0.005])])
+def test_a_run_shorter_than_the_warmup_keeps_one_decay_epoch(epochs, lrs):
+    settings = ScheduleSettings.nanotrack().with_epochs(epochs)
+    assert settings.warmup_epochs == epochs - 1
+    assert [learning_rate(settings, e) for e in range(epochs)] == pytest.approx(lrs, rel=1e-12)
+
+
+def test_with_epochs_refuses_a_non_positive_count():
+    with pytest.raises(ValueError, match="epochs must be an int > 0, got 0"):
+        ScheduleSettings.siamfc().with_epochs(0)

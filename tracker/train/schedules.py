@@ -93,6 +93,17 @@ class ScheduleSettings:
         return cls(epochs=50, lr_start=0.005, lr_end=0.0005,
                    warmup_lr_start=0.001, warmup_lr_end=0.005)
 
+    def with_epochs(self, epochs: int) -> "ScheduleSettings":
+        """This schedule over ``epochs`` epochs (``--epochs``), as the reference's scheduler
+        builds it for another epoch count: the same warm-up, then the decay over the rest.
+        A run too short for the warm-up (where the references fail) keeps one decay epoch:
+        the warm-up is cut to ``epochs - 1`` epochs."""
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"epochs must be an int > 0, got {epochs!r}")
+        warmup = min(self.warmup_epochs, epochs - 1)
+        return dataclasses.replace(self, epochs=epochs, warmup_epochs=warmup,
+                                   warmup_step=max(1, min(self.warmup_step, warmup)))
+
     def finetune(self) -> "ScheduleSettings":
         """The same number of epochs at a constant rate: the one of this schedule's last epoch,
         without warm-up (continuing from trained weights, a peak rate would undo them)."""
