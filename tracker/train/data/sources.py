@@ -224,9 +224,13 @@ def _lasot(root: Path, cache_dir: Path) -> Iterator[_Found]:
 
 def _got10k(root: Path, cache_dir: Path) -> Iterator[_Found]:
     """GOT-10k ``train`` / ``val`` through the toolkit's ``GOT10k`` class (offline: it reads
-    ``list.txt`` and never downloads). Its ``return_meta`` is not used: it requires
-    ``meta_info.ini``, which training does not need and converted datasets often lack, so
-    ``absence.label`` / ``cover.label`` are read here (either may be absent)."""
+    ``list.txt`` and never downloads), so ``root`` holds ``train/list.txt`` or is a split folder
+    named ``train`` or ``val`` (the class takes nothing else). Its ``return_meta`` is not used:
+    it requires ``meta_info.ini``, which training does not need and converted datasets often
+    lack, so ``absence.label`` / ``cover.label`` are read here (either may be absent).
+
+    Boxes: ``groundtruth.txt`` is ``x, y, w, h`` with 1-based coordinates (the toolkit's
+    maintainer in got-10k/toolkit#6); 1 is subtracted from x and y."""
     from got10k.datasets import GOT10k
 
     if (root / "list.txt").is_file() and root.name in ("train", "val"):
