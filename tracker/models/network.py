@@ -55,6 +55,18 @@ class SiameseNetwork(nn.Module):
         """Head outputs for search crops ``x`` (N x 3 x Hx x Wx) against ``kernel``."""
         return self.head(tuple(kernel), self._features(_check_images(x, "x"), False))
 
+    def forward(self, z: torch.Tensor, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Head outputs for the pairs ``(z[i], x[i])`` with autograd on: a training step.
+
+        The same backbone, neck and head as :meth:`template` + :meth:`track`, one kernel per
+        pair (``z`` and ``x`` have the same batch size).
+        """
+        z, x = _check_images(z, "z"), _check_images(x, "x")
+        if z.shape[0] != x.shape[0]:
+            raise ValueError(f"z and x must hold the same number of pairs, got {z.shape[0]} and {x.shape[0]}")
+        kernel = tuple(self.head.prepare(self._features(z, True)))
+        return self.head(kernel, self._features(x, False))
+
     def load_weights(
         self, source: Union[str, "os.PathLike[str]", Mapping[str, torch.Tensor]]
     ) -> "SiameseNetwork":
