@@ -51,9 +51,13 @@ def weights(path: Path) -> Dict[str, torch.Tensor]:
 
 
 def assert_same_weights(a: Path, b: Path, tolerance: float = 1e-6) -> None:
+    """Every tensor of ``a`` equals ``b``'s within ``tolerance`` relative to its largest value
+    (at least 1), and every value is finite."""
     wa, wb = weights(a), weights(b)
     assert wa.keys() == wb.keys()
-    worst = max(float((wa[k] - wb[k]).abs().max()) for k in wa)
+    assert all(bool(torch.isfinite(v).all()) for v in wa.values())
+    worst = max(float((wa[k] - wb[k]).abs().max()) / max(1.0, float(wa[k].abs().max()))
+                for k in wa)
     assert worst <= tolerance, worst
 
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from typing import Dict, Sequence
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from ...loops.base import to_blob
 from ..objectives import Objective
 from .augment import AugmentSettings, make_crops
-from .pairs import PairSampler
+from .pairs import PairSampler, pair_rng
 from .sequence import FrameError
 
 #: Replacement pairs drawn for one item before its frames are given up as unreadable.
@@ -53,16 +52,18 @@ class PairDataset(Dataset):
             except FrameError as error:
                 failures.append(str(error))
                 continue
-            rng = np.random.default_rng([self.seed, self.epoch, index, attempt, 1])
             crops = make_crops(template, pair.template[0].boxes[pair.template[1]],
-                               search, pair.search[0].boxes[pair.search[1]], self.augment, rng)
+                               search, pair.search[0].boxes[pair.search[1]], self.augment,
+                               pair_rng(self.seed, self.epoch, index, attempt, "augment"))
             sample = {
                 "z": torch.from_numpy(to_blob(crops.template, input_order=self.input_order)[0]),
                 "x": torch.from_numpy(to_blob(crops.search, input_order=self.input_order)[0]),
                 "skipped": torch.tensor(len(failures)),
             }
-            targets = self.objective.targets(crops.search_box_corner, pair.negative, rng)
-            sample.update({k: torch.from_numpy(np.asarray(v)) for k, v in targets.items()})
+            targets = self.objective.targets(
+                crops.search_box_corner, pair.negative,
+                pair_rng(self.seed, self.epoch, index, attempt, "targets"))
+            sample.update({k: torch.from_numpy(v) for k, v in targets.items()})
             return sample
         raise FrameError(f"{MAX_ATTEMPTS} pairs in a row had unreadable frames, last: "
                          f"{failures[-1]}")
