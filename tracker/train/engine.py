@@ -245,14 +245,12 @@ class _Run:
         return [(load.sequences, load.spec.weight) for load in loads]
 
     def _network(self) -> SiameseNetwork:
-        torch.manual_seed(self.seed)
         network = build_model(self.config)
+        initialise(network, self.recipe, self.seed)
         if self.init_weights is not None:
             network.load_weights(self.init_weights)
             self.say(f"fine-tuning from {self.init_weights}")
         else:
-            if self.recipe.optim.init == "kaiming":
-                _kaiming_init(network)
             if self.backbone_weights is not None:
                 loaded = load_backbone_weights(network, self.backbone_weights)
                 self.say(f"backbone: {loaded.loaded} tensors from {self.backbone_weights}"
@@ -295,7 +293,7 @@ class _Run:
         lr = learning_rate(recipe.schedule, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr * group["lr_mult"]
-        _set_trainable(network, recipe, epoch)
+        set_trainable(network, recipe, epoch)
         # Wrapped per epoch: DistributedDataParallel syncs the parameters that require a
         # gradient when it is built, and the backbone starts learning at a later epoch.
         trained = self._wrap(network)
@@ -462,7 +460,7 @@ def _backbone_parameters(network: SiameseNetwork, recipe: Recipe) -> List[nn.Par
     return params
 
 
-def _set_trainable(network: SiameseNetwork, recipe: Recipe, epoch: int) -> None:
+def set_trainable(network: SiameseNetwork, recipe: Recipe, epoch: int) -> None:
     """Gradients and BatchNorm modes for ``epoch``: the head (and a neck in use) always learn;
     the recipe's backbone layers from ``backbone_train_epoch`` on; frozen modules and, with
     ``freeze_bn``, every BatchNorm run in eval mode."""
@@ -486,9 +484,16 @@ def _set_trainable(network: SiameseNetwork, recipe: Recipe, epoch: int) -> None:
             module.eval()
 
 
-def _kaiming_init(network: SiameseNetwork) -> None:
-    """siamfc-pytorch's start: Kaiming-normal convolutions (fan-out, ReLU), zero biases,
-    BatchNorm scale 1 and shift 0."""
+def initialise(network: SiameseNetwork, recipe: Recipe, seed: int) -> None:
+    """The weights a run starts from before any file is loaded: torch's initialisation drawn
+    after ``torch.manual_seed(seed)``, or with ``optim.init = "kaiming"`` siamfc-pytorch's
+    Kaiming-normal convolutions (fan-out, ReLU), zero biases, BatchNorm scale 1 and shift 0."""
+    torch.manual_seed(seed)
+    for module in network.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    if recipe.optim.init != "kaiming":
+        return
     for module in network.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")

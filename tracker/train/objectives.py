@@ -94,7 +94,7 @@ class AnchorObjective(Objective):
 
     target_keys = ("cls", "delta", "delta_weight")
 
-    def __init__(self, settings: TargetSettings, config: ModelConfig, search_size: int,
+    def __init__(self, config: ModelConfig, settings: TargetSettings, search_size: int,
                  cls_weight: float, loc_weight: float) -> None:
         params = config.tracking
         self.anchors = AnchorTargets(
@@ -120,7 +120,7 @@ class PointObjective(Objective):
 
     target_keys = ("cls", "delta")
 
-    def __init__(self, settings: TargetSettings, config: ModelConfig, search_size: int,
+    def __init__(self, config: ModelConfig, settings: TargetSettings, search_size: int,
                  cls_weight: float, loc_weight: float) -> None:
         params = config.tracking
         self.points = PointTargets(
@@ -139,15 +139,25 @@ class PointObjective(Objective):
                               *self.weights)
 
 
+def _siamfc(config: ModelConfig, settings: TargetSettings, search_size: int,
+            cls_weight: float, loc_weight: float) -> Objective:
+    params = config.tracking
+    response_size = (search_size - params.exemplar_size) // params.total_stride + 1
+    return SiamFCObjective(settings, response_size, params.total_stride)
+
+
+#: One objective per head family (:data:`tracker.config.FAMILIES`); a new family adds a line.
+OBJECTIVES = {
+    "siamfc": _siamfc,
+    "siamrpn": AnchorObjective,
+    "nanotrack": PointObjective,
+}
+
+
 def build_objective(config: ModelConfig, settings: TargetSettings, search_size: int,
                     cls_weight: float, loc_weight: float) -> Objective:
     """The objective of ``config``'s family for search crops of ``search_size`` pixels."""
-    if config.family == "siamfc":
-        params = config.tracking
-        response_size = (search_size - params.exemplar_size) // params.total_stride + 1
-        return SiamFCObjective(settings, response_size, params.total_stride)
-    if config.family == "siamrpn":
-        return AnchorObjective(settings, config, search_size, cls_weight, loc_weight)
-    if config.family == "nanotrack":
-        return PointObjective(settings, config, search_size, cls_weight, loc_weight)
-    raise ValueError(f"no training objective for family {config.family!r}")
+    if config.family not in OBJECTIVES:
+        raise ValueError(f"no training objective for family {config.family!r}; known: "
+                         f"{', '.join(OBJECTIVES)}")
+    return OBJECTIVES[config.family](config, settings, search_size, cls_weight, loc_weight)
