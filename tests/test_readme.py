@@ -30,3 +30,15 @@ def test_model_table_check_fails_on_a_stale_readme(tmp_path, capsys):
     assert text.count("\n| `") == len(list_models())
     readme.write_text("no markers")
     assert readme_models.main(["--readme", str(readme)]) == 2
+
+
+def test_readme_lists_every_training_option():
+    from tracker.train.cli import build_parser
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Training", 1)[1].split("\n## ", 1)[0]
+    options = [o for action in build_parser()._actions for o in action.option_strings
+               if o.startswith("--") and o not in ("--help", "--quiet")]
+    assert len(options) >= 17
+    assert [o for o in options if f"`{o}" not in section and f"{o}`" not in section
+            and f"{o} " not in section] == []

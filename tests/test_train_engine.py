@@ -17,7 +17,7 @@ from tracker import export
 from tracker.train import engine
 from tracker.train.cli import main as train_main
 from tracker.train.engine import TrainingInterrupted, train
-from tracker.train.recipes import default_recipe
+from tracker.train.recipes import default_recipe, resolve_recipe
 
 TINY = {"epochs": 2, "pairs_per_epoch": 4, "batch_size": 2, "workers": 0, "progress": False}
 
@@ -166,6 +166,21 @@ def test_undecodable_frames_are_replaced_counted_and_reported(otb, tmp_path, cap
     assert f"{skipped} frame(s) could not be read" in capsys.readouterr().out
 
 
+def test_siamfc_refuses_negative_pairs():
+    with pytest.raises(ValueError, match="pairs.negative_ratio is 0.2 but SiamFC"):
+        default_recipe("siamfc-alexnet").with_overrides({"pairs.negative_ratio": "0.2"})
+
+
+def test_a_recipe_survives_its_dict_and_a_config_file(tmp_path):
+    recipe = default_recipe("siamrpnpp-r50").with_overrides({"optim.batch_size": "4"})
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(recipe.to_dict()))
+    assert resolve_recipe("siamrpnpp-r50-otb", False, path) == recipe
+    assert recipe.optim.backbone_layers == ("layer2", "layer3", "layer4")
+    with pytest.raises(ValueError, match="--config is a siamrpn recipe but nanotrack-v2"):
+        resolve_recipe("nanotrack-v2", False, path)
+
+
 def test_fine_tuning_keeps_batchnorm_and_backbone_and_uses_the_final_rate():
     reference = default_recipe("nanotrack-v2")
     tuned = default_recipe("nanotrack-v2", finetune=True)
@@ -173,3 +188,32 @@ def test_fine_tuning_keeps_batchnorm_and_backbone_and_uses_the_final_rate():
     assert tuned.optim.backbone_layers == ()
     assert tuned.schedule.warmup_epochs == 0
     assert reference.optim.backbone_layers == ("",) and reference.optim.backbone_lr_mult == 0.1
+
+
+LARGE = {"siamrpnpp-r50", "siamrpnpp-r50-otb", "dasiamrpn-big", "siamrpnpp-mobilenetv2"}
+
+
+@pytest.mark.parametrize("model", [
+    pytest.param(m, marks=pytest.mark.slow) if m in LARGE else m for m in tracker.list_models()
+])
+def test_every_model_takes_training_steps(model, otb, tmp_path):
+    """Two steps of one pair from the recipe's initialisation: the loss is finite, the parts
+    that learn in the first epoch moved (pysot and NanoTrack: the head; SiamFC: the backbone,
+    its head has no weights) and a frozen backbone kept every value, statistics included."""
+    recipe = default_recipe(model)
+    start = engine.build_model(model)
+    engine.initialise(start, recipe, 0)
+    result = train(model, [f"otb:{otb}"], tmp_path / "run", epochs=1, pairs_per_epoch=2,
+                   batch_size=1, workers=0, progress=False,
+                   overrides={} if recipe.family == "siamfc" else {"pairs.negative_ratio": 0.5})
+    assert np.isfinite(result.epochs[0].loss) and result.epochs[0].loss > 0
+    trained = engine.build_model(model).load_weights(result.model_path)
+
+    def moved(part: str) -> bool:
+        old, new = getattr(start, part).state_dict(), getattr(trained, part).state_dict()
+        return any(not torch.equal(old[k], new[k]) for k in old)
+
+    frozen = recipe.optim.backbone_train_epoch > 0
+    assert moved("backbone") is not frozen
+    if frozen:
+        assert moved("head")

@@ -30,7 +30,7 @@ class OptimSettings:
 
     ``backbone_train_epoch``: the backbone is frozen (no gradient, BatchNorm in eval mode)
     before this 0-based epoch; from it on, the modules ``backbone_layers`` (paths inside the
-    backbone, ``""`` for all of it) learn at ``backbone_lr_mult`` x the learning rate.
+    backbone, ``""`` for all of it, none when empty) learn at ``backbone_lr_mult`` x the learning rate.
     ``freeze_bn``: BatchNorm statistics stay as loaded in every layer (fine-tuning with small
     batches; distributed runs that must match a single process). ``grad_clip``: maximum
     gradient norm, 0 for none. ``init``: how a network without ``--init-weights`` starts
@@ -85,6 +85,13 @@ class Recipe:
     targets: TargetSettings
     schedule: ScheduleSettings
     optim: OptimSettings
+
+    def __post_init__(self) -> None:
+        if self.family == "siamfc" and self.pairs.negative_ratio > 0:
+            raise ValueError(
+                f"pairs.negative_ratio is {self.pairs.negative_ratio} but SiamFC's label maps "
+                "assume the target at the centre of every search crop (siamfc-pytorch draws no "
+                "negative pairs); use 0")
 
     @property
     def epochs(self) -> int:
