@@ -39,6 +39,6 @@ def test_readme_lists_every_training_option():
     section = text.split("## Training", 1)[1].split("\n## ", 1)[0]
     options = [o for action in build_parser()._actions for o in action.option_strings
                if o.startswith("--") and o not in ("--help", "--quiet")]
-    assert len(options) >= 17
+    assert len(options) >= 16
     assert [o for o in options if f"`{o}" not in section and f"{o}`" not in section
             and f"{o} " not in section] == []

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import tracker
+from tests.conftest import shared_path
 from tracker import export
 from tracker.train import engine
 from tracker.train.cli import main as train_main
@@ -164,6 +165,22 @@ def test_undecodable_frames_are_replaced_counted_and_reported(otb, tmp_path, cap
     skipped = result.epochs[0].skipped_frames
     assert skipped > 0
     assert f"{skipped} frame(s) could not be read" in capsys.readouterr().out
+
+
+def test_mixed_precision_is_one_switch(otb, tmp_path):
+    """``optim.amp``: autocast (bfloat16 on CPU; float16 with a gradient scaler on CUDA). From
+    the published weights the run trains; bfloat16 keeps about 3 digits, so its loss is within
+    15% of the float32 run's and its weights within 1e-2 relative."""
+    published = shared_path("weights", "nanotrack", "nanotrackv2.pth")
+    options = dict(TINY, epochs=1, init_weights=published)
+    exact = train("nanotrack-v2", [f"otb:{otb}"], tmp_path / "fp32", **options)
+    mixed = train("nanotrack-v2", [f"otb:{otb}"], tmp_path / "amp",
+                  overrides={"optim.amp": "true"}, **options)
+    assert np.isfinite(mixed.epochs[0].loss)
+    assert abs(mixed.epochs[0].loss - exact.epochs[0].loss) < 0.15 * exact.epochs[0].loss
+    a, b = weights(exact.model_path), weights(mixed.model_path)
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+    assert_same_weights(exact.model_path, mixed.model_path, tolerance=1e-2)
 
 
 def test_siamfc_refuses_negative_pairs():

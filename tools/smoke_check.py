@@ -8,7 +8,8 @@ installed package can be imported:
 
 It lists the models, describes nanotrack-v2 (licence and checkpoint entry), builds it (weights
 through ``TRACKER_WEIGHTS``), starts it on the clip's first annotated box and runs 10 updates,
-checking each box is finite and inside the frame. One summary line; exit status 1 on failure.
+checking each box is finite and inside the frame; the trainer's command and recipes import
+(the wheel holds every subpackage). One summary line; exit status 1 on failure.
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ def check(clip: Path) -> str:
     digest = str(checkpoint.get("sha256", ""))
     assert len(digest) == 64 and checkpoint.get("file"), (
         f"describe({MODEL!r}) has no checkpoint entry with a sha256: {checkpoint!r}")
+
+    from tracker.train.cli import build_parser as train_parser
+    from tracker.train.recipes import default_recipe
+
+    assert default_recipe(MODEL, finetune=True).optim.freeze_bn, "the trainer's recipes"
+    train_parser()
 
     start = time.perf_counter()
     trk = tracker.build_tracker(MODEL)

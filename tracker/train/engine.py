@@ -173,8 +173,6 @@ class _Run:
             recipe = dataclasses.replace(recipe, schedule=recipe.schedule.with_epochs(
                 _positive(epochs, "epochs")))
         self.recipe: Recipe = recipe
-        if self.recipe.optim.amp and self.device.type != "cuda":
-            raise ValueError("optim.amp (mixed precision) needs --device cuda")
         self.resume = resume
         self.overwrite = overwrite
         self._partial: Dict[str, Any] = {}
@@ -207,8 +205,11 @@ class _Run:
             lr=learning_rate(self.recipe.schedule, 0), momentum=optim.momentum,
             weight_decay=optim.weight_decay,
         )
-        state = self._restore(network, optimizer)
-        scaler = torch.cuda.amp.GradScaler() if optim.amp else None
+        # float16 needs a loss scale against underflowing gradients; CPU autocast uses
+        # bfloat16, whose range is float32's.
+        scaler = (torch.amp.GradScaler("cuda") if optim.amp and self.device.type == "cuda"
+                  else None)
+        state = self._restore(network, optimizer, scaler)
         history: List[EpochSummary] = [EpochSummary(**e) for e in state.get("history", [])]
         best = state.get("best")
         epoch, step = state.get("epoch", 0), state.get("step", 0)
@@ -227,7 +228,7 @@ class _Run:
                 history.append(summary)
                 log.log_epoch(**dataclasses.asdict(summary))
                 epoch, step = epoch + 1, 0
-                self._save(network, optimizer, epoch, 0, history, best)
+                self._save(network, optimizer, epoch, 0, history, best, scaler=scaler)
                 self.say(_epoch_line(summary, self.recipe.epochs))
         return self._finish(network, history, best)
 
@@ -258,7 +259,8 @@ class _Run:
                             if loaded.missing else ""))
         return network.to(self.device)
 
-    def _restore(self, network: SiameseNetwork, optimizer: torch.optim.Optimizer) -> Dict[str, Any]:
+    def _restore(self, network: SiameseNetwork, optimizer: torch.optim.Optimizer,
+                 scaler: Optional[Any]) -> Dict[str, Any]:
         if not self.resume:
             return {}
         path = latest_checkpoint(self.out)
@@ -273,6 +275,8 @@ class _Run:
         self._partial = state.get("partial_epoch", {})
         network.load_weights(state["network"])
         optimizer.load_state_dict(state["optimizer"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"]["torch"])
         np.random.set_state(state["rng"]["numpy"])
         random.setstate(state["rng"]["python"])
@@ -332,7 +336,7 @@ class _Run:
         except KeyboardInterrupt:
             bar.close()
             self._save(network, optimizer, epoch, step, history, best,
-                       {"losses": losses, "skipped": skipped})
+                       {"losses": losses, "skipped": skipped}, scaler)
             raise TrainingInterrupted(
                 f"interrupted in epoch {epoch + 1} at step {step + 1}; continue with "
                 f"--resume {self.out}") from None
@@ -349,8 +353,9 @@ class _Run:
 
     def _step(self, trained, optimizer, scaler, objective, items) -> Tuple[float, Dict[str, float]]:
         tensors = {k: v.to(self.device, non_blocking=True) for k, v in items.items()}
-        autocast = (torch.autocast(device_type="cuda", dtype=torch.float16)
-                    if scaler is not None else nullcontext())
+        autocast = (torch.autocast(device_type=self.device.type, dtype=torch.float16
+                                   if self.device.type == "cuda" else torch.bfloat16)
+                    if self.recipe.optim.amp else nullcontext())
         with autocast:
             outputs = trained(tensors["z"], tensors["x"])
         losses = objective.loss({k: v.float() for k, v in outputs.items()}, tensors)
@@ -376,7 +381,7 @@ class _Run:
         return float(total.detach()), parts
 
     def _save(self, network, optimizer, epoch, step, history, best,
-              partial: Optional[Dict[str, Any]] = None) -> None:
+              partial: Optional[Dict[str, Any]] = None, scaler: Optional[Any] = None) -> None:
         if not self.dist.main:
             return
         save_checkpoint(self.out / "checkpoint.pth", {
@@ -387,6 +392,7 @@ class _Run:
                     "python": random.getstate()},
             "history": [dataclasses.asdict(h) for h in history], "best": best,
             "partial_epoch": partial or {},
+            "scaler": scaler.state_dict() if scaler is not None else None,
         })
 
     def _validate(self, network: SiameseNetwork, epoch: int) -> Optional[float]:

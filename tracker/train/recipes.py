@@ -35,6 +35,7 @@ class OptimSettings:
     batches; distributed runs that must match a single process). ``grad_clip``: maximum
     gradient norm, 0 for none. ``init``: how a network without ``--init-weights`` starts
     (``"kaiming"``: siamfc-pytorch's Kaiming-normal convolutions; ``"default"``: torch's).
+    ``amp``: mixed precision (autocast float16 with a gradient scaler on CUDA, bfloat16 on CPU).
     """
 
     batch_size: int = 32
