@@ -234,3 +234,32 @@ def test_every_model_takes_training_steps(model, otb, tmp_path):
     assert moved("backbone") is not frozen
     if frozen:
         assert moved("head")
+
+
+def test_validation_scores_every_epoch_and_keeps_the_best(otb, tmp_path, capsys):
+    """``--val``: the benchmark's success AUC after each epoch; model.pth is the best epoch's
+    weights and the curves gain their AUC panel."""
+    result = train("nanotrack-v2", [f"otb:{otb}"], tmp_path / "run", val=[f"otb:{otb}"],
+                   note=print, **TINY)
+    aucs = [e.val_auc for e in result.epochs]
+    assert all(0.0 <= a <= 1.0 for a in aucs)
+    assert result.best_epoch == int(np.argmax(aucs))
+    best = tmp_path / "run" / "val" / f"epoch-{result.best_epoch + 1}.pth"
+    assert_same_weights(best, result.model_path, tolerance=0)
+    assert f"the best validation AUC ({max(aucs):.3f})" in capsys.readouterr().out
+    assert cv2.imread(str(result.plot_path)).shape[0] > 500, "a second panel for the AUC"
+
+
+def test_an_imagenet_backbone_file_starts_the_backbone(otb, tmp_path, capsys):
+    source = engine.build_model("siamrpnpp-alex").backbone.state_dict()
+    backbone = {f"module.{k}": v for k, v in source.items()}
+    backbone["fc.weight"] = torch.zeros(10, 4)
+    path = tmp_path / "alexnet-bn.pth"
+    torch.save(backbone, path)
+    result = train("siamrpnpp-alex", [f"otb:{otb}"], tmp_path / "run", backbone_weights=path,
+                   note=print, **dict(TINY, epochs=1))
+    trained = engine.build_model("siamrpnpp-alex").load_weights(result.model_path)
+    for key, value in trained.backbone.state_dict().items():
+        assert torch.equal(value, source[key]), key
+    counted = [k for k in source if not k.endswith("num_batches_tracked")]
+    assert f"backbone: {len(counted)} tensors from {path}" in capsys.readouterr().out
