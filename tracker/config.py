@@ -162,6 +162,17 @@ def _checked(name: str, value: Any, annotation: str, limit: _Limit) -> Any:
     return value
 
 
+def check_limits(settings: Any, limits: Mapping[str, _Limit], section: str = "") -> None:
+    """Type- and range-check the fields of a frozen dataclass named in ``limits`` (ints stay
+    ints, reals become floats), in place; the ``ValueError`` names ``section.field``."""
+    prefix = f"{section}." if section else ""
+    for spec in dataclasses.fields(settings):
+        if spec.name in limits:
+            value = _checked(prefix + spec.name, getattr(settings, spec.name), str(spec.type),
+                             limits[spec.name])
+            object.__setattr__(settings, spec.name, value)
+
+
 @dataclass(frozen=True)
 class SiamFCParams(TrackingParams):
     """siamfc-pytorch's tracker: multi-scale search on an upsampled response map.

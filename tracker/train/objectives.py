@@ -4,14 +4,13 @@ loss (torch, on the stacked batch). One objective per family, the references' ma
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, fields
-from typing import Dict, Mapping
+from dataclasses import dataclass
+from typing import ClassVar, Dict, Mapping
 
 import numpy as np
 import torch
 
-from ..config import ModelConfig
+from ..config import ModelConfig, check_limits
 from .losses import balanced_bce_loss, nanotrack_loss, rpn_loss
 from .targets import AnchorTargets, PointTargets, siamfc_labels
 
@@ -31,13 +30,13 @@ class TargetSettings:
     total_num: int = 64
     neg_num: int = 16
 
+    _LIMITS: ClassVar[Mapping[str, str]] = {
+        "r_pos": "non-negative", "r_neg": "non-negative", "thr_high": "unit", "thr_low": "unit",
+        "pos_num": "non-negative", "total_num": "non-negative", "neg_num": "non-negative",
+    }
+
     def __post_init__(self) -> None:
-        for spec in fields(self):
-            value = getattr(self, spec.name)
-            kind = int if spec.type in ("int", int) else float
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                    math.isfinite(value) and value >= 0) or (kind is int and not isinstance(value, int)):
-                raise ValueError(f"targets.{spec.name} must be a {kind.__name__} >= 0, got {value!r}")
+        check_limits(self, self._LIMITS, "targets")
         if self.thr_low > self.thr_high:
             raise ValueError(f"targets.thr_low ({self.thr_low}) must not exceed targets.thr_high "
                              f"({self.thr_high})")

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple, Type, TypeVar, Union
+from typing import Any, ClassVar, Dict, Mapping, Optional, Tuple, Type, TypeVar, Union
 
+from ..config import check_limits
 from ..zoo import get_config
 from .data.augment import AugmentSettings
 from .data.pairs import PairSettings
@@ -52,28 +52,18 @@ class OptimSettings:
     init: str = "default"
     amp: bool = False
 
+    _LIMITS: ClassVar[Mapping[str, str]] = {
+        "batch_size": "positive", "pairs_per_epoch": "positive", "momentum": "non-negative",
+        "weight_decay": "non-negative", "grad_clip": "non-negative",
+        "cls_weight": "non-negative", "loc_weight": "non-negative",
+        "backbone_train_epoch": "non-negative", "backbone_lr_mult": "non-negative",
+    }
+
     def __post_init__(self) -> None:
-        _positive_int(self, "batch_size")
-        _positive_int(self, "pairs_per_epoch")
-        for name in ("momentum", "weight_decay", "grad_clip", "cls_weight", "loc_weight",
-                     "backbone_lr_mult"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                    math.isfinite(value) and value >= 0):
-                raise ValueError(f"optim.{name} must be a finite number >= 0, got {value!r}")
-        if isinstance(self.backbone_train_epoch, bool) or not isinstance(
-                self.backbone_train_epoch, int) or self.backbone_train_epoch < 0:
-            raise ValueError(
-                f"optim.backbone_train_epoch must be an int >= 0, got {self.backbone_train_epoch!r}")
+        check_limits(self, self._LIMITS, "optim")
         if self.init not in ("default", "kaiming"):
             raise ValueError(f"optim.init must be 'default' or 'kaiming', got {self.init!r}")
         object.__setattr__(self, "backbone_layers", tuple(str(v) for v in self.backbone_layers))
-
-
-def _positive_int(settings: Any, name: str) -> None:
-    value = getattr(settings, name)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"optim.{name} must be an int >= 1, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -137,9 +127,6 @@ class Recipe:
             parsed = _parse_value(value) if isinstance(value, str) else value
             if isinstance(getattr(current, name), tuple) and isinstance(parsed, list):
                 parsed = tuple(parsed)
-            elif isinstance(getattr(current, name), float) and isinstance(parsed, int) \
-                    and not isinstance(parsed, bool):
-                parsed = float(parsed)
             try:
                 replaced = dataclasses.replace(current, **{name: parsed})
             except (TypeError, ValueError) as error:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ..config import _checked
+from ..config import check_limits
 
 #: Decay shapes after the warm-up.
 KINDS = ("log", "exponential")
@@ -51,11 +51,7 @@ class ScheduleSettings:
     warmup_step: int = 1
 
     def __post_init__(self) -> None:
-        for spec in dataclasses.fields(self):
-            if spec.name in _LIMITS:
-                value = _checked(spec.name, getattr(self, spec.name), str(spec.type),
-                                 _LIMITS[spec.name])
-                object.__setattr__(self, spec.name, value)
+        check_limits(self, _LIMITS)
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         if self.warmup_epochs >= self.epochs:
