@@ -8,7 +8,7 @@ the top-left pixel. The two conversions below are the only places that cross ove
 from __future__ import annotations
 
 import math
-from typing import Tuple
+from typing import Sequence, Tuple
 
 import numpy as np
 
@@ -94,3 +94,14 @@ def _clip_axis(
     if frame <= min_size:
         return (frame - 1) / 2, float(frame)
     return min(max(center, -center_offset), frame - center_offset), float(min(max(size, min_size), frame))
+
+
+def anchor_shapes(stride: int, ratios: Sequence[float], scales: Sequence[float]) -> np.ndarray:
+    """Widths and heights (A x 2, ratio-major) of pysot's anchors: per ratio ``r`` a base
+    width ``int(sqrt(stride**2 / r))`` and height ``int(width * r)``, times each scale."""
+    shapes = []
+    for ratio in ratios:
+        base_w = int(math.sqrt(stride * stride / ratio))
+        base_h = int(base_w * ratio)
+        shapes.extend((base_w * scale, base_h * scale) for scale in scales)
+    return np.asarray(shapes, dtype=np.float64)

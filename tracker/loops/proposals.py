@@ -17,7 +17,7 @@ from ..config import NanoTrackParams, SiamRPNParams
 from ..conventions import convention
 from ..crop import crop_square, padding_value
 from ..errors import TrackerError
-from ..geometry import clip_state, context_size, hanning_window, shape_penalty, smooth_size
+from ..geometry import anchor_shapes, clip_state, context_size, hanning_window, shape_penalty, smooth_size
 from .base import NetworkRunner, State, TrackingLoop, channel_means, to_blob
 
 Candidates = Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -110,16 +110,12 @@ class SiamRPNLoop(ProposalLoop):
         p = self.params
         size = p.score_size(instance_size)
         stride = p.anchor_stride
-        shapes = []
-        for ratio in p.anchor_ratios:
-            base_w = int(np.sqrt(stride * stride / ratio))
-            base_h = int(base_w * ratio)
-            shapes.extend((base_w * s, base_h * s) for s in p.anchor_scales)
+        shapes = anchor_shapes(stride, p.anchor_ratios, p.anchor_scales)
         offsets = (np.arange(size) - self._rules.grid_half(size)) * stride
         grid_x = np.tile(np.tile(offsets, size), len(shapes))
         grid_y = np.tile(np.repeat(offsets, size), len(shapes))
-        anchor_w = np.repeat([s[0] for s in shapes], size * size).astype(np.float64)
-        anchor_h = np.repeat([s[1] for s in shapes], size * size).astype(np.float64)
+        anchor_w = np.repeat(shapes[:, 0], size * size)
+        anchor_h = np.repeat(shapes[:, 1], size * size)
         window = np.tile(hanning_window(size).ravel(), len(shapes))
         return window, grid_x, grid_y, anchor_w, anchor_h
 

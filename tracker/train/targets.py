@@ -17,7 +17,7 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
-from ..geometry import context_size
+from ..geometry import anchor_shapes, context_size
 
 Masks = Tuple[np.ndarray, np.ndarray]
 
@@ -40,17 +40,6 @@ def siamfc_labels(
     labels = np.where(distance < r_neg / total_stride, 0.5, 0.0)
     labels[distance <= r_pos / total_stride] = 1.0
     return labels.astype(np.float32)
-
-
-def anchor_shapes(stride: int, ratios: Sequence[float], scales: Sequence[float]) -> np.ndarray:
-    """Widths and heights (A x 2, ratio-major) of pysot's anchors: per ratio ``r`` a base
-    width ``int(sqrt(stride**2 / r))`` and height ``int(width * r)``, times each scale."""
-    shapes = []
-    for ratio in ratios:
-        base_w = int(math.sqrt(stride * stride / ratio))
-        base_h = int(base_w * ratio)
-        shapes.extend((base_w * scale, base_h * scale) for scale in scales)
-    return np.asarray(shapes, dtype=np.float64)
 
 
 def pysot_bbox(
