@@ -9,8 +9,10 @@ from .errors import (
     NotInitializedError,
     TrackerError,
     UnknownNameError,
+    UnknownTargetError,
     WeightsNotFoundError,
 )
+from .multi import MultiTracker, build_multi_tracker
 from .zoo import get_config, list_models
 
 __version__ = "0.1.0"
@@ -18,12 +20,15 @@ __version__ = "0.1.0"
 __all__ = [
     "Tracker",
     "TrackResult",
+    "MultiTracker",
     "build_tracker",
+    "build_multi_tracker",
     "describe",
     "CheckpointError",
     "NotInitializedError",
     "TrackerError",
     "UnknownNameError",
+    "UnknownTargetError",
     "WeightsNotFoundError",
     "get_config",
     "list_models",

@@ -14,7 +14,8 @@ from .config import FAMILIES, ModelConfig
 from .errors import NotInitializedError
 from .geometry import Box, box_to_center, center_to_box
 from .inputs import as_bgr_frame, as_box
-from .loops import NetworkRunner
+from .loops import NetworkRunner, TrackingLoop
+from .loops.base import State
 from .zoo import get_config, get_record
 
 #: Names of the backends, in the order the commands list them.
@@ -35,6 +36,26 @@ class TrackResult:
     score: float
     lost: bool
 
+    @classmethod
+    def of(cls, state: State, score: float, config: ModelConfig) -> "TrackResult":
+        """The result for a loop's ``(cx, cy, w, h)`` state and score."""
+        return cls(
+            box=tuple(float(v) for v in center_to_box(*state)),
+            score=score,
+            lost=score < config.tracking.lost_threshold,
+        )
+
+
+def check_frame_size(frame: np.ndarray, expected: Tuple[int, int], restart: str) -> None:
+    """``ValueError`` when ``frame`` is not ``expected`` = (height, width); ``restart`` says
+    how to start over on a new video."""
+    if frame.shape[:2] != expected:
+        expected_h, expected_w = expected
+        raise ValueError(
+            f"frame is {frame.shape[1]}x{frame.shape[0]} but the tracker was initialised "
+            f"on a {expected_w}x{expected_h} frame; {restart}"
+        )
+
 
 class Tracker:
     """Follows one target through a sequence of frames.
@@ -48,8 +69,7 @@ class Tracker:
     def __init__(self, config: ModelConfig, runner: NetworkRunner) -> None:
         self.config = config
         self._runner = runner
-        loop = FAMILIES[config.family].loop.resolve()
-        self._loop = loop(config.tracking, runner, config.network.input_order)
+        self._loop = new_loop(config, runner)
         self._frame_shape: Optional[Tuple[int, int]] = None
         self._lock = threading.Lock()
 
@@ -89,18 +109,15 @@ class Tracker:
         with self._lock:
             if self._frame_shape is None:
                 raise NotInitializedError("update() called before init(); call init(frame, box) first")
-            if frame.shape[:2] != self._frame_shape:
-                expected_h, expected_w = self._frame_shape
-                raise ValueError(
-                    f"frame is {frame.shape[1]}x{frame.shape[0]} but the tracker was initialised "
-                    f"on a {expected_w}x{expected_h} frame; call init() again for a new video"
-                )
+            check_frame_size(frame, self._frame_shape, "call init() again for a new video")
             state, score = self._loop.step(frame)
-        return TrackResult(
-            box=tuple(float(v) for v in center_to_box(*state)),
-            score=score,
-            lost=score < self.config.tracking.lost_threshold,
-        )
+        return TrackResult.of(state, score, self.config)
+
+
+def new_loop(config: ModelConfig, runner: NetworkRunner) -> TrackingLoop:
+    """A fresh tracking loop of ``config``'s family on ``runner``."""
+    loop = FAMILIES[config.family].loop.resolve()
+    return loop(config.tracking, runner, config.network.input_order)
 
 
 def build_tracker(
@@ -122,6 +139,19 @@ def build_tracker(
     onnxruntime session's intra-op threads (torch uses ``torch.set_num_threads``, which the
     library leaves to the caller).
     """
+    return Tracker(*load_network(model, weights, backend, device, threads, overrides))
+
+
+def load_network(
+    model: Union[str, ModelConfig],
+    weights: Optional[Union[str, "os.PathLike[str]"]],
+    backend: str,
+    device: Optional[Any],
+    threads: Optional[int],
+    overrides: Dict[str, Any],
+) -> Tuple[ModelConfig, NetworkRunner]:
+    """The config (with ``overrides``) and the loaded network runner that
+    :func:`build_tracker` and :func:`~tracker.build_multi_tracker` build on."""
     config = get_config(model) if isinstance(model, str) else model
     if not isinstance(config, ModelConfig):
         raise ValueError(f"model must be a model name or a ModelConfig, got {type(model).__name__}")
@@ -129,8 +159,7 @@ def build_tracker(
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     load_runner = BACKEND_LOADERS.entry(backend).resolve()
-    runner = load_runner(config, weights, device=device, threads=threads)
-    return Tracker(config, runner)
+    return config, load_runner(config, weights, device=device, threads=threads)
 
 
 def describe(name: str) -> Dict[str, Any]:

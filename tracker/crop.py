@@ -103,7 +103,7 @@ def _shrink_sampled(
     ``out_size``, computed from the 2 x ``out_size`` rows and columns it reads.
 
     The window can be far larger than the frame (a frame-wide target on a 100000-pixel-wide
-    frame asks for a 170000-pixel window); memory and time stay O(``out_size``\ :sup:`2`).
+    frame asks for a 170000-pixel window); memory and time stay O(``out_size`` squared).
     The fixed-point arithmetic is OpenCV's (horizontal taps in int, then the vertical
     ``((a >> 4) * w) >> 16`` products rounded by 2 bits); :func:`_samples_are_exact` checks
     it against this OpenCV once per output size.

@@ -28,3 +28,10 @@ class WeightsNotFoundError(TrackerError, FileNotFoundError):
 
 class NotInitializedError(TrackerError, RuntimeError):
     """``update`` was called before ``init``."""
+
+
+class UnknownTargetError(TrackerError, KeyError):
+    """A target id that a :class:`~tracker.MultiTracker` is not tracking."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

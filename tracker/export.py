@@ -1,12 +1,13 @@
 """``python -m tracker.export``: a model as two ONNX graphs for the onnxruntime backend.
 
-The template graph maps the exemplar crop to the kernel tensors; the search graph takes the
-search crops and the kernel tensors and returns the head outputs, so one search graph serves
-every target. Its input has the shape the tracking loop feeds (one crop, SiamFC's scale
-pyramid in one batch); only a model whose search size adapts to the target (DaSiamRPN-BIG)
-gets a free size. Fixed shapes export about five times faster (symbolic shapes cost torch's
-exporter most of its time) and let onnxruntime plan every kernel ahead. ``model.json`` beside them records the model config,
-the opset and the graph interfaces. With ``--int8`` a statically quantized search graph is
+The template graph maps exemplar crops to the kernel tensors; the search graph takes
+search crops and kernel tensors and returns the head outputs. Both have a free batch
+dimension, one item per crop, so that one call scores the crops of many targets (the kernel
+batch equals the crop batch: a target's kernel is repeated for each of its crops). The crop
+size is fixed at the one the tracking loop feeds; only a model whose search size adapts to the
+target (DaSiamRPN-BIG) gets a free size. Fixed sizes export faster (symbolic shapes cost
+torch's exporter most of its time) and let onnxruntime plan every kernel ahead. ``model.json``
+beside them records the model config, the opset and the graph interfaces. With ``--int8`` a statically quantized search graph is
 written too (``search-int8.onnx`` with its own sidecar ``model-int8.json``), calibrated on
 search crops taken while tracking a video. Its speed gain and accuracy cost against the float32
 graph are measured by ``python -m tracker.benchmark int8``.
@@ -41,6 +42,8 @@ from .zoo import get_config, list_models
 
 OPSET = 18
 _MAX_SEARCH_SIZE = 1024
+_MAX_BATCH = 4096
+_EXAMPLE_BATCH = 2
 
 
 class _TemplateBranch(nn.Module):
@@ -80,17 +83,20 @@ def export_model(
     out_dir.mkdir(parents=True, exist_ok=True)
     params = config.tracking
     network = network.cpu().eval()
-    z = torch.zeros(1, 3, params.exemplar_size, params.exemplar_size)
-    x = torch.zeros(getattr(params, "scale_num", 1), 3, params.instance_size, params.instance_size)
+    # A batch of two, so that the exporter records the batch as a free dimension.
+    z = torch.zeros(_EXAMPLE_BATCH, 3, params.exemplar_size, params.exemplar_size)
+    x = torch.zeros(_EXAMPLE_BATCH, 3, params.instance_size, params.instance_size)
     kernel = network.template(z)
     outputs = list(network.track(kernel, x))
     kernel_names = [f"kernel_{i}" for i in range(len(kernel))]
-    search_dims = None
+    batch = Dim("batch", min=1, max=_MAX_BATCH)
+    search_axes = {0: batch}
     if getattr(params, "adaptive_instance_size", None) is not None:
         side = Dim("search_size", min=params.exemplar_size, max=_MAX_SEARCH_SIZE)
-        search_dims = {"x": {2: side, 3: side}, "kernel": [None] * len(kernel)}
+        search_axes.update({2: side, 3: side})
+    search_dims = {"x": search_axes, "kernel": [{0: batch}] * len(kernel)}
     graphs = {
-        "template": (_TemplateBranch(network), (z,), None, ["z"], kernel_names),
+        "template": (_TemplateBranch(network), (z,), {"z": {0: batch}}, ["z"], kernel_names),
         "search": (
             _SearchBranch(network), (x, list(kernel)), search_dims, ["x"] + kernel_names, outputs,
         ),

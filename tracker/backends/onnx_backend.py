@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import onnxruntime as ort
@@ -120,11 +120,29 @@ class ExportedRunner:
                 f"template graph has {len(template.get_outputs())} outputs but the search graph "
                 f"takes {len(self._kernel_names)} kernel inputs"
             )
+        # Exports written before batched tracking take a kernel of batch 1 only.
+        self.batched = all(
+            not isinstance(i.shape[0], int) for i in search.get_inputs()[1:]
+        )
 
     def template(self, z: np.ndarray) -> Kernel:
         return tuple(self._template.run(None, {self._z_name: z}))
 
+    def stack(self, kernels: Sequence[Kernel], crops: Sequence[int]) -> Kernel:
+        if not self.batched:
+            raise CheckpointError(
+                "this ONNX export takes one target's kernel per search (it was written before "
+                "batched tracking); write it again with python -m tracker.export to track "
+                "several targets in one call"
+            )
+        return tuple(
+            np.concatenate([np.repeat(k, count, axis=0) for k, count in zip(part, crops)])
+            for part in zip(*kernels)
+        )
+
     def track(self, kernel: Kernel, x: np.ndarray) -> Dict[str, np.ndarray]:
+        if self.batched and x.shape[0] > 1 and kernel[0].shape[0] == 1:
+            kernel = tuple(np.repeat(k, x.shape[0], axis=0) for k in kernel)
         feeds = dict(zip(self._kernel_names, kernel))
         feeds[self._x_name] = x
         return dict(zip(self._output_names, self._search.run(self._output_names, feeds)))

@@ -6,7 +6,7 @@ import copy
 import os
 import threading
 import warnings
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -57,6 +57,14 @@ class TorchRunner:
             kernel = self.network.template(torch.from_numpy(z).to(self.device))
         # Converted here once per target, not on every search.
         return tuple(_channels_last(k) for k in kernel) if self._traced is not None else kernel
+
+    def stack(self, kernels: Sequence[Kernel], crops: Sequence[int]) -> Kernel:
+        parts = zip(*kernels)
+        stacked = tuple(
+            torch.cat([k.expand(count, *k.shape[1:]) for k, count in zip(part, crops)])
+            for part in parts
+        )
+        return tuple(_channels_last(k) for k in stacked) if self._traced is not None else stacked
 
     def track(self, kernel: Kernel, x: np.ndarray) -> Dict[str, np.ndarray]:
         search = torch.from_numpy(x).to(self.device)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Dict, Protocol, Tuple
+from typing import Any, Dict, Protocol, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -20,7 +20,12 @@ class NetworkRunner(Protocol):
         """Kernel for exemplar blobs ``z`` (N x 3 x H x W float32)."""
 
     def track(self, kernel: Any, x: np.ndarray) -> Dict[str, np.ndarray]:
-        """Head outputs for search blobs ``x`` against ``kernel``."""
+        """Head outputs for search blobs ``x`` against ``kernel`` (of batch 1, serving every
+        crop, or of ``x``'s batch, one kernel per crop)."""
+
+    def stack(self, kernels: Sequence[Any], crops: Sequence[int]) -> Any:
+        """One kernel for a batch of several targets' crops: ``kernels[i]`` (batch 1) repeated
+        for its ``crops[i]`` consecutive crops."""
 
 
 def to_blob(*patches: np.ndarray, input_order: str = "bgr") -> np.ndarray:
@@ -39,20 +44,32 @@ def channel_means(frame: np.ndarray) -> np.ndarray:
 class TrackingLoop(ABC):
     """Per-target tracking state machine of one head family.
 
-    ``start`` crops the exemplar and computes the kernel; ``step`` searches one frame and
-    returns the new state and the frame's score in [0, 1]. Frames are validated BGR
-    uint8 arrays; states are ``(cx, cy, w, h)`` in pixel-index coordinates.
+    ``start`` crops the exemplar and computes the kernel. A frame is searched in two halves
+    around one network call, so that the crops of many targets can share a call:
+    ``search`` cuts the frame's search crops (a blob), the runner scores them against
+    ``kernel``, and ``locate`` turns the outputs into the new state and the frame's score
+    in [0, 1]; ``step`` does all three. Frames are validated BGR uint8 arrays; states are
+    ``(cx, cy, w, h)`` in pixel-index coordinates.
     """
 
     def __init__(self, params: TrackingParams, runner: NetworkRunner, input_order: str) -> None:
         self.params = params
         self.runner = runner
         self.input_order = input_order
+        self.kernel: Any = None
 
     @abstractmethod
     def start(self, frame: np.ndarray, state: State) -> None:
-        """Begin tracking the target at ``state`` in ``frame``."""
+        """Begin tracking the target at ``state`` in ``frame`` (sets :attr:`kernel`)."""
 
     @abstractmethod
+    def search(self, frame: np.ndarray) -> np.ndarray:
+        """The search crops of ``frame`` around the current state, as a network input blob."""
+
+    @abstractmethod
+    def locate(self, frame: np.ndarray, outputs: Dict[str, np.ndarray]) -> Tuple[State, float]:
+        """The new state and score from the network's ``outputs`` for :meth:`search`'s blob."""
+
     def step(self, frame: np.ndarray) -> Tuple[State, float]:
-        """Locate the target in ``frame``."""
+        """Locate the target in ``frame``: search, one network call, locate."""
+        return self.locate(frame, self.runner.track(self.kernel, self.search(frame)))

@@ -40,7 +40,6 @@ class ProposalLoop(TrackingLoop):
         super().__init__(params, runner, input_order)
         self._rules = convention(self.params.convention)
         self._grids: Dict[int, Tuple[np.ndarray, ...]] = {}
-        self._kernel = None
 
     @abstractmethod
     def _grid(self, instance_size: int) -> Tuple[np.ndarray, ...]:
@@ -60,17 +59,20 @@ class ProposalLoop(TrackingLoop):
         self._search = self._instance_size(frame, w, h)
         side = round(context_size(w, h, p.context_amount))
         z = crop_square(frame, (cx, cy), side, p.exemplar_size, self._pad, self._rules)
-        self._kernel = self.runner.template(to_blob(z, input_order=self.input_order))
+        self.kernel = self.runner.template(to_blob(z, input_order=self.input_order))
         self._state = state
 
-    def step(self, frame: np.ndarray) -> Tuple[State, float]:
+    def search(self, frame: np.ndarray) -> np.ndarray:
         p = self.params
         cx, cy, w, h = self._state
-        s_z = context_size(w, h, p.context_amount)
-        scale = p.exemplar_size / s_z
-        side = round(s_z * self._search / p.exemplar_size)
+        side = round(context_size(w, h, p.context_amount) * self._search / p.exemplar_size)
         x = crop_square(frame, (cx, cy), side, self._search, self._pad, self._rules)
-        outputs = self.runner.track(self._kernel, to_blob(x, input_order=self.input_order))
+        return to_blob(x, input_order=self.input_order)
+
+    def locate(self, frame: np.ndarray, outputs: Dict[str, np.ndarray]) -> Tuple[State, float]:
+        p = self.params
+        cx, cy, w, h = self._state
+        scale = p.exemplar_size / context_size(w, h, p.context_amount)
         grid = self._grids.get(self._search)
         if grid is None:
             grid = self._grids[self._search] = self._grid(self._search)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Dict, Tuple
 
 import cv2
 import numpy as np
@@ -36,7 +36,6 @@ class SiamFCLoop(TrackingLoop):
             np.arange(p.scale_num) == p.scale_num // 2, 1.0, p.scale_penalty
         )
         self._rules = convention(p.convention)
-        self._kernel = None
 
     def start(self, frame: np.ndarray, state: State) -> None:
         p = self.params
@@ -47,20 +46,24 @@ class SiamFCLoop(TrackingLoop):
         z = crop_square(
             frame, (cx, cy), round(self._z_size), p.exemplar_size, self._pad, self._rules
         )
-        self._kernel = self.runner.template(to_blob(z, input_order=self.input_order))
+        self.kernel = self.runner.template(to_blob(z, input_order=self.input_order))
         self._state = state
 
-    def step(self, frame: np.ndarray) -> Tuple[State, float]:
+    def search(self, frame: np.ndarray) -> np.ndarray:
         p = self.params
-        cx, cy, w, h = self._state
+        cx, cy = self._state[:2]
         crops = [
             crop_square(
                 frame, (cx, cy), round(self._x_size * f), p.instance_size, self._pad, self._rules
             )
             for f in self._scales
         ]
-        raw = self.runner.track(self._kernel, to_blob(*crops, input_order=self.input_order))
-        responses = raw["response"][:, 0]
+        return to_blob(*crops, input_order=self.input_order)
+
+    def locate(self, frame: np.ndarray, outputs: Dict[str, np.ndarray]) -> Tuple[State, float]:
+        p = self.params
+        cx, cy, w, h = self._state
+        responses = outputs["response"][:, 0]
         if not np.isfinite(responses).all():
             return self._state, 0.0
         upsampled = np.stack([

@@ -1,8 +1,12 @@
 """Template-vs-search correlation operators shared by every head.
 
 All three are batched: the search batch ``x`` has N items and the kernel batch either N
-(one kernel per search item) or 1 (one template serves the whole batch, e.g. SiamFC's
-scale pyramid). None loops over the batch in Python.
+(one kernel per search item: several targets in one call) or 1 (one template serves the
+whole batch, e.g. SiamFC's scale pyramid). None loops over the batch in Python. With a kernel
+per item the correlation is one grouped convolution over the batch (the batch folded into
+the channels). A grouped convolution's group count is a constant of an ONNX graph, so while
+torch exports a graph (:func:`exporting`) the same sums are written as one product per kernel
+tap instead, which holds for any batch size.
 """
 
 from __future__ import annotations
@@ -11,11 +15,18 @@ import torch
 import torch.nn.functional as F
 
 
+def exporting() -> bool:
+    """Whether torch is recording a graph for export (ONNX or ``torch.export``)."""
+    return torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
+
+
 def _check(x: torch.Tensor, kernel: torch.Tensor, kernel_dims: int, name: str) -> None:
     if x.dim() != 4:
         raise ValueError(f"{name}: x must be N x C x H x W, got shape {tuple(x.shape)}")
     if kernel.dim() != kernel_dims:
         raise ValueError(f"{name}: kernel must have {kernel_dims} dims, got {tuple(kernel.shape)}")
+    if exporting():
+        return
     if kernel.shape[0] not in (1, x.shape[0]):
         raise ValueError(
             f"{name}: kernel batch {kernel.shape[0]} must be 1 or the search batch {x.shape[0]}"
@@ -32,6 +43,8 @@ def xcorr(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     if kernel.dim() == 4:
         kernel = kernel.unsqueeze(1)
     _check(x, kernel, 5, "xcorr")
+    if exporting():
+        return _xcorr_by_taps(x, kernel)
     n, c, height, width = x.shape
     b, k = kernel.shape[:2]
     if b == 1:
@@ -41,6 +54,20 @@ def xcorr(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return out.reshape(n, k, out.shape[2], out.shape[3])
 
 
+def _xcorr_by_taps(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """:func:`xcorr` as one batched matrix product per kernel tap (kernel batch = N)."""
+    n, c = x.shape[:2]
+    kh, kw = kernel.shape[3:]
+    out_h, out_w = x.shape[2] - kh + 1, x.shape[3] - kw + 1
+    out = None
+    for i in range(kh):
+        for j in range(kw):
+            window = x[:, :, i:i + out_h, j:j + out_w].reshape(n, c, out_h * out_w)
+            term = torch.matmul(kernel[:, :, :, i, j], window)
+            out = term if out is None else out + term
+    return out.reshape(n, kernel.shape[1], out_h, out_w)
+
+
 def xcorr_depthwise(x: torch.Tensor, kernel: torch.Tensor, padding: int = 0) -> torch.Tensor:
     """Channel-by-channel cross-correlation (pysot's depthwise RPN, NanoTrack v3).
 
@@ -48,6 +75,8 @@ def xcorr_depthwise(x: torch.Tensor, kernel: torch.Tensor, padding: int = 0) -> 
     N x C x (H-h+1+2p) x (W-w+1+2p).
     """
     _check(x, kernel, 4, "xcorr_depthwise")
+    if exporting():
+        return _depthwise_by_taps(x, kernel, padding)
     n, c, height, width = x.shape
     b = kernel.shape[0]
     weight = kernel.reshape(b * c, 1, kernel.shape[2], kernel.shape[3])
@@ -55,6 +84,20 @@ def xcorr_depthwise(x: torch.Tensor, kernel: torch.Tensor, padding: int = 0) -> 
         return F.conv2d(x, weight, padding=padding, groups=c)
     out = F.conv2d(x.reshape(1, n * c, height, width), weight, padding=padding, groups=n * c)
     return out.reshape(n, c, out.shape[2], out.shape[3])
+
+
+def _depthwise_by_taps(x: torch.Tensor, kernel: torch.Tensor, padding: int) -> torch.Tensor:
+    """:func:`xcorr_depthwise` as one multiply-add per kernel tap (kernel batch = N)."""
+    if padding:
+        x = F.pad(x, (padding,) * 4)
+    kh, kw = kernel.shape[2:]
+    out_h, out_w = x.shape[2] - kh + 1, x.shape[3] - kw + 1
+    out = None
+    for i in range(kh):
+        for j in range(kw):
+            term = x[:, :, i:i + out_h, j:j + out_w] * kernel[:, :, i:i + 1, j:j + 1]
+            out = term if out is None else out + term
+    return out
 
 
 def xcorr_pointwise(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
