@@ -66,12 +66,12 @@ def test_rewritten_graph_runs_a_batch_as_the_published_one_runs_each_item(versio
             if v.name == value.name))[1:]
     feeds = _feeds(version, part)
     assert all(len(set(map(bytes, a))) == ITEMS for a in feeds.values()), "items differ"
-    batched = _session(rewritten).run(None, feeds)
-    original = _session(published)
+    free, original = _session(rewritten), _session(published)
+    batched = free.run(None, feeds)
     for item in range(ITEMS):
         one = {name: array[item:item + 1] for name, array in feeds.items()}
         expected = original.run(None, one)
-        alone = _session(rewritten).run(None, one)
+        alone = free.run(None, one)
         for name, got, single, want in zip(
             [o.name for o in published.graph.output], batched, alone, expected
         ):
