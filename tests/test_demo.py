@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import itertools
 import os
 import re
 import select
@@ -28,11 +29,15 @@ import tracker
 from tests.conftest import ROOT, shared_path
 from tracker.demo import cli
 from tracker.demo.cli import attach_negative_values, choose_model
-from tracker.demo.display import PAUSED_HINT, headless_reason
-from tracker.demo.overlay import (
-    LOST_COLOR, TEXT_COLOR, TRACKING_COLOR, FrameStatus, annotate, box_corners, draw_text,
+from tracker.demo import display
+from tracker.demo.display import (
+    PAUSED_HINT, SELECT_FIRST_HINT, SELECT_MORE_HINT, Action, Window, headless_reason,
 )
-from tracker.demo.session import Recorder, run
+from tracker.demo.overlay import (
+    LOST_COLOR, TARGET_COLORS, TEXT_COLOR, TRACKING_COLOR, FrameStatus, TargetStatus, annotate,
+    box_corners, draw_text, target_color, target_label,
+)
+from tracker.demo.session import BOXES_HEADER, Recorder, run
 from tracker.demo.sources import FrameSource, open_images
 
 CLIP_FRAMES = 300
@@ -67,7 +72,39 @@ def _demo(*args: str, env: Optional[Dict[str, str]] = None) -> subprocess.Comple
 
 
 def _read_boxes(path: Path) -> List[Tuple[float, ...]]:
+    """A file of ``x,y,w,h`` lines (the image-folder example's output)."""
     return [tuple(float(v) for v in line.split(",")) for line in path.read_text().splitlines()]
+
+
+Row = Tuple[int, int, Tuple[float, ...], Optional[float], bool]
+
+
+def _saved_rows(path: Path) -> List[Row]:
+    """The demo's --save-boxes file as ``(frame, id, box, score, lost)`` rows, header checked."""
+    header, *lines = path.read_text().splitlines()
+    assert header == "frame,id,x,y,w,h,score,lost"
+    rows = []
+    for line in lines:
+        frame, target, x, y, w, h, score, lost = line.split(",")
+        assert lost in ("0", "1"), line
+        rows.append((int(frame), int(target), (float(x), float(y), float(w), float(h)),
+                     float(score) if score else None, lost == "1"))
+    return rows
+
+
+def _saved_boxes(path: Path) -> Dict[int, List[Tuple[float, ...]]]:
+    """The boxes of every target id in the demo's --save-boxes file, frame by frame."""
+    boxes: Dict[int, List[Tuple[float, ...]]] = {}
+    for frame, target, box, _, _ in _saved_rows(path):
+        assert frame == len(boxes.setdefault(target, [])), "frames out of order"
+        boxes[target].append(box)
+    return boxes
+
+
+def _expected_rows(results: Sequence[Dict[int, tracker.TrackResult]]) -> List[Row]:
+    """The rows the demo must write for per-frame ``{id: result}`` (frame 0: the set boxes)."""
+    return [(frame, target, r.box, None if frame == 0 else r.score, r.lost)
+            for frame, per_target in enumerate(results) for target, r in per_target.items()]
 
 
 def _first_box(ground_truth: Path) -> Tuple[float, float, float, float]:
@@ -162,16 +199,52 @@ def test_help_documents_every_option_with_an_example():
     assert "NanoTrack's (Apache-2.0, Copyright HonglinChu)" in " ".join(result.stdout.split())
 
 
+def test_help_documents_several_targets_and_the_boxes_format(tmp_path):
+    result = _demo("--help", env=dict(os.environ))
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert BOXES_HEADER == "frame,id,x,y,w,h,score,lost"
+    assert "repeat for several targets (ids 0, 1, ... in this order)" in text
+    assert (f"--save-boxes writes CSV: the header line {BOXES_HEADER}, then one row per target "
+            "per frame, the targets of a frame in id order") in text
+    assert "frame counts from 0" in text and "score is the tracker's confidence" in text
+    assert "empty on a frame where the target was set" in text
+    assert "lost is 1 when the target is flagged lost, else 0" in text
+    assert "press SPACE or ENTER with no box drawn to start tracking" in text
+    assert "r re-selects the targets (all of them" in text
+    # The example in the help is a file in that format: two targets on frames 0 and 1.
+    lines = result.stdout.splitlines()
+    start = lines.index(f"  {BOXES_HEADER}")
+    example = tmp_path / "example.csv"
+    example.write_text("\n".join(line.strip() for line in lines[start:start + 5]) + "\n")
+    rows = _saved_rows(example)
+    assert [(frame, target, score is None) for frame, target, _, score, _ in rows] == [
+        (0, 0, True), (0, 1, True), (1, 0, False), (1, 1, False)]
+
+
 def test_a_box_starting_left_of_the_frame_is_a_value_not_an_option(tiny_video, tmp_path):
     boxes = tmp_path / "boxes.txt"
     result = _demo("--video", str(tiny_video), "--init", "-10,-5.5,40,30", "--max-frames", "2",
                    "--save-boxes", str(boxes))
     assert result.returncode == 0, result.stderr
-    assert _read_boxes(boxes)[0] == (-10.0, -5.5, 40.0, 30.0)
+    assert _saved_boxes(boxes)[0][0] == (-10.0, -5.5, 40.0, 30.0)
     assert attach_negative_values(["--init", "-1,2,3,4", "--model", "m", "--init", "5,6,7,8"]) == [
         "--init=-1,2,3,4", "--model", "m", "--init", "5,6,7,8"]
     assert attach_negative_values(["--threads", "-2", "--init", ".5,1,2,3"]) == [
         "--threads", "-2", "--init", ".5,1,2,3"]
+
+
+def test_every_init_may_start_left_of_the_frame(tiny_video, tmp_path):
+    assert attach_negative_values(["--init", "-1,2,3,4", "--init", "-5,6,7,8"]) == [
+        "--init=-1,2,3,4", "--init=-5,6,7,8"]
+    boxes = tmp_path / "boxes.csv"
+    result = _demo("--video", str(tiny_video), "--init", "-10,-5.5,40,30", "--init", "20,10,30,30",
+                   "--init", "-3,50,20,20", "--max-frames", "2", "--save-boxes", str(boxes))
+    assert result.returncode == 0, result.stderr
+    saved = _saved_boxes(boxes)
+    assert sorted(saved) == [0, 1, 2] and all(len(b) == 2 for b in saved.values())
+    assert [saved[t][0] for t in (0, 1, 2)] == [
+        (-10.0, -5.5, 40.0, 30.0), (20.0, 10.0, 30.0, 30.0), (-3.0, 50.0, 20.0, 20.0)]
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
@@ -179,7 +252,8 @@ def test_threads_option_reaches_opencv_and_the_backend(backend, monkeypatch):
     import torch
 
     built = {}
-    monkeypatch.setattr(cli, "build_tracker", lambda *a, **kw: built.update(kw) or "tracker")
+    monkeypatch.setattr(cli, "build_multi_tracker",
+                        lambda *a, **kw: built.update(kw) or "tracker")
     previous = torch.get_num_threads(), cv2.getNumThreads()
     args = cli.build_parser().parse_args(
         ["--video", "v.mp4", "--backend", backend, "--threads", "3"])
@@ -196,17 +270,28 @@ def test_threads_option_reaches_opencv_and_the_backend(backend, monkeypatch):
 
 
 class _ScriptedTracker:
-    """Stands in for a Tracker: returns the given lost flags, one per update."""
+    """Stands in for a MultiTracker: each update flags every target with the next of the
+    given lost flags (of a tuple of flags, the n-th target gets the n-th) and keeps its box."""
 
-    def __init__(self, lost: Sequence[bool]) -> None:
+    def __init__(self, lost: Sequence) -> None:
         self._lost = iter(lost)
+        self._boxes: Dict[int, Tuple[float, ...]] = {}
+        self._ids = itertools.count()
 
-    def init(self, frame: np.ndarray, box) -> None:
-        self.box = box
+    def clear(self) -> None:
+        self._boxes.clear()
 
-    def update(self, frame: np.ndarray) -> tracker.TrackResult:
-        lost = next(self._lost)
-        return tracker.TrackResult(self.box, 0.1 if lost else 0.9, lost)
+    def add(self, frame: np.ndarray, box) -> int:
+        target = next(self._ids)
+        self._boxes[target] = box
+        return target
+
+    def update(self, frame: np.ndarray) -> Dict[int, tracker.TrackResult]:
+        flags = next(self._lost)
+        if isinstance(flags, bool):
+            flags = (flags,) * len(self._boxes)
+        return {target: tracker.TrackResult(box, 0.1 if lost else 0.9, lost)
+                for (target, box), lost in zip(self._boxes.items(), flags)}
 
 
 def test_summary_counts_the_frames_flagged_lost(tmp_path):
@@ -216,12 +301,72 @@ def test_summary_counts_the_frames_flagged_lost(tmp_path):
     flags = [False, True, True, False, True, False]
     boxes = tmp_path / "boxes.txt"
     recorder = Recorder(None, str(boxes), (30, 20), source.fps)
-    summary = run(_ScriptedTracker(flags), source, source.read(), (1.0, 2.0, 5.0, 6.0),
+    summary = run(_ScriptedTracker(flags), source, source.read(), [(1.0, 2.0, 5.0, 6.0)],
                   window=None, recorder=recorder, max_frames=None)
     recorder.close()
     assert (summary.frames, summary.lost, len(summary.update_seconds)) == (7, 3, 6)
     assert "frames flagged lost: 3 (42.9%)" in summary.lines()
-    assert len(_read_boxes(boxes)) == 7
+    assert not any(line.startswith("target ") for line in summary.lines())
+    assert [(frame, lost) for frame, _, _, _, lost in _saved_rows(boxes)] == list(
+        enumerate([False] + flags))
+
+
+class _ScriptedWindow:
+    """Stands in for the demo's window: gives the actions and the drawn targets in turn."""
+
+    def __init__(self, actions: Sequence[Action], selections: Sequence[List[Tuple]]) -> None:
+        self._actions = iter(actions)
+        self._selections = iter(selections)
+        self.first_ids: List[int] = []
+
+    def show(self, image: np.ndarray) -> Action:
+        return next(self._actions)
+
+    def select_targets(self, frame: np.ndarray, first_id: int = 0) -> List[Tuple]:
+        self.first_ids.append(first_id)
+        return next(self._selections)
+
+
+def test_r_reselects_every_target_and_the_new_ones_get_new_ids(tmp_path):
+    for number in range(7):
+        cv2.imwrite(str(tmp_path / f"{number}.png"), np.full((40, 60, 3), number, np.uint8))
+    source = open_images(str(tmp_path))
+    first, second = (1.0, 2.0, 5.0, 6.0), (20.0, 10.0, 8.0, 8.0)
+    drawn = [(30.0, 5.0, 10.0, 10.0), (2.0, 20.0, 12.0, 9.0), (40.0, 25.0, 6.0, 7.0)]
+    # Frame 2: r, then nothing drawn (the targets stay); frame 4: r, three targets drawn.
+    window = _ScriptedWindow(
+        [Action.CONTINUE, Action.CONTINUE, Action.RESELECT, Action.CONTINUE, Action.RESELECT,
+         Action.CONTINUE, Action.CONTINUE],
+        [[], drawn],
+    )
+    flags = [(False, True), (False, False), (True, True), (True, False), (False, False, True),
+             (True, False, False)]
+    boxes = tmp_path / "boxes.csv"
+    recorder = Recorder(None, str(boxes), (60, 40), source.fps)
+    summary = run(_ScriptedTracker(flags), source, source.read(), [first, second],
+                  window=window, recorder=recorder, max_frames=None)
+    recorder.close()
+    assert window.first_ids == [2, 2]
+    rows = _saved_rows(boxes)
+    old = [(f, t, (first, second)[t], None if f == 0 else (0.1 if lost else 0.9), lost)
+           for f, frame_flags in enumerate([(False, False)] + flags[:3]) for t, lost in
+           enumerate(frame_flags)]
+    new = [(f, 2 + t, drawn[t], None if f == 4 else (0.1 if lost else 0.9), lost)
+           for f, frame_flags in ((4, (False,) * 3), (5, flags[4]), (6, flags[5]))
+           for t, lost in enumerate(frame_flags)]
+    assert rows == old + new
+    assert (summary.frames, summary.lost) == (7, 4)
+    assert summary.update_targets == [2, 2, 2, 2, 3, 3]
+    lines = summary.lines()
+    assert "frames flagged lost (any target): 4 (57.1%)" in lines
+    assert [line for line in lines if line.startswith("target ")] == [
+        "target 0: flagged lost on 1 of 4 frames (25.0%)",
+        "target 1: flagged lost on 2 of 4 frames (50.0%)",
+        "target 2: flagged lost on 1 of 3 frames (33.3%)",
+        "target 3: flagged lost on 0 of 3 frames (0.0%)",
+        "target 4: flagged lost on 1 of 3 frames (33.3%)",
+    ]
+    assert ", 2 to 3 targets, " in lines[1] and "MultiTracker.update over 6 frames" in lines[1]
 
 
 def test_headless_run_saves_the_api_boxes_and_an_annotated_video(clip, tmp_path):
@@ -240,11 +385,13 @@ def test_headless_run_saves_the_api_boxes_and_an_annotated_video(clip, tmp_path)
     lost = sum(r.lost for r in expected)
     assert f"frames: {CLIP_FRAMES}\n" in result.stdout
     assert re.search(r"latency per frame: mean \d+\.\d\d ms, p95 \d+\.\d\d ms "
-                     rf"\(Tracker.update over {CLIP_FRAMES - 1} frames", result.stdout)
+                     rf"\(MultiTracker.update over {CLIP_FRAMES - 1} frames, 1 target, ",
+                     result.stdout)
     assert f"frames flagged lost: {lost} (" in result.stdout
+    assert "target 0:" not in result.stdout
     assert f"boxes: {boxes}" in result.stdout and f"video: {annotated}" in result.stdout
 
-    assert _read_boxes(boxes) == [r.box for r in expected]
+    assert _saved_rows(boxes) == _expected_rows([{0: r} for r in expected])
 
     capture = cv2.VideoCapture(str(annotated))
     written = []
@@ -261,6 +408,61 @@ def test_headless_run_saves_the_api_boxes_and_an_annotated_video(clip, tmp_path)
     assert edge[1] > 150 and edge[1] - max(edge[0], edge[2]) > 80
 
 
+TWO_TARGET_FRAMES = 40
+#: The man standing on the right of the airplane clip's first frame.
+SECOND_BOX = (583.0, 168.0, 36.0, 108.0)
+
+
+def _edge_color(image: np.ndarray, box) -> np.ndarray:
+    """The mean BGR colour along the top edge of ``box`` as drawn in ``image``."""
+    (left, top), (right, _) = box_corners(box)
+    return image[top, left + 2:right - 2].astype(float).mean(axis=0)
+
+
+def test_two_targets_are_saved_per_frame_and_drawn_in_their_colours(clip, tmp_path):
+    video, box, _ = clip
+    with _one_torch_thread():
+        multi = tracker.build_multi_tracker(MODEL, shared_path("weights", "nanotrack",
+                                                               "nanotrackv2.pth"))
+        frames = _video_frames(video, TWO_TARGET_FRAMES)
+        first = next(frames)
+        assert [multi.add(first, box), multi.add(first, SECOND_BOX)] == [0, 1]
+        expected = [{0: tracker.TrackResult(box, 1.0, False),
+                     1: tracker.TrackResult(SECOND_BOX, 1.0, False)}]
+        expected += [multi.update(frame) for frame in frames]
+    boxes, annotated = tmp_path / "boxes.csv", tmp_path / "annotated.mp4"
+    result = _demo(
+        "--video", str(video), "--init", _init_arg(box), "--init", _init_arg(SECOND_BOX),
+        "--max-frames", str(TWO_TARGET_FRAMES), "--threads", "1", "--output", str(annotated),
+        "--save-boxes", str(boxes),
+    )
+    assert result.returncode == 0, result.stderr
+    rows = _saved_rows(boxes)
+    assert [row[:2] for row in rows] == [
+        (frame, target) for frame in range(TWO_TARGET_FRAMES) for target in (0, 1)]
+    assert rows == _expected_rows(expected)
+
+    any_lost = sum(any(r.lost for r in per_target.values()) for per_target in expected)
+    assert f"frames flagged lost (any target): {any_lost} (" in result.stdout
+    for target in (0, 1):
+        lost = sum(per_target[target].lost for per_target in expected)
+        assert (f"target {target}: flagged lost on {lost} of {TWO_TARGET_FRAMES} frames ("
+                in result.stdout)
+    updates = f"(MultiTracker.update over {TWO_TARGET_FRAMES - 1} frames, 2 targets, "
+    assert updates in result.stdout
+
+    written = list(_video_frames(annotated, TWO_TARGET_FRAMES))
+    assert cv2.VideoCapture(str(annotated)).get(cv2.CAP_PROP_FRAME_COUNT) == TWO_TARGET_FRAMES
+    palette = np.array([*TARGET_COLORS, LOST_COLOR], float)
+    for index in (0, TWO_TARGET_FRAMES - 1):
+        for target in (0, 1):
+            drawn = expected[index][target]
+            assert not drawn.lost
+            # Lossy codec: the edge is near its target's colour, nearer than to any other.
+            distances = np.linalg.norm(palette - _edge_color(written[index], drawn.box), axis=1)
+            assert distances.argmin() == target and distances[target] < 40, (index, distances)
+
+
 def test_backend_and_threads_reach_the_tracker(clip, tmp_path, monkeypatch):
     video, box, _ = clip
     frames = 30
@@ -274,7 +476,7 @@ def test_backend_and_threads_reach_the_tracker(clip, tmp_path, monkeypatch):
                    "--backend", "onnxruntime", "--threads", "1", "--save-boxes", str(boxes))
     assert result.returncode == 0, result.stderr
     assert f"model: {MODEL} (onnxruntime; " in result.stdout
-    assert _read_boxes(boxes) == expected
+    assert _saved_boxes(boxes) == {0: expected}
 
 
 @pytest.mark.timeout(300)
@@ -298,7 +500,7 @@ def test_ctrl_c_ends_a_headless_run_with_complete_outputs(clip, tmp_path):
     assert "Traceback" not in errors and "stopped early (Ctrl-C)" in out
     frames = int(re.search(r"^frames: (\d+)$", out, re.MULTILINE).group(1))
     assert 2 <= frames < 2788
-    assert len(_read_boxes(boxes)) == frames
+    assert [row[0] for row in _saved_rows(boxes)] == list(range(frames))
     assert cv2.VideoCapture(str(annotated)).get(cv2.CAP_PROP_FRAME_COUNT) == frames
 
 
@@ -310,7 +512,7 @@ def test_image_folder_run_saves_the_api_boxes(folder, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "no display" not in result.stderr
     assert f"frames: {len(expected)}\n" in result.stdout
-    assert _read_boxes(boxes) == [r.box for r in expected]
+    assert _saved_rows(boxes) == _expected_rows([{0: r} for r in expected])
 
 
 def test_image_folder_is_read_in_natural_order(tmp_path):
@@ -327,14 +529,82 @@ def test_overlay_shows_the_lost_state_in_red():
     frame = np.full((120, 160, 3), 90, np.uint8)
     box = (40.0, 50.0, 30.0, 20.0)
     (left, top), _ = box_corners(box)
-    tracking = annotate(frame, FrameStatus(box, 0.97, False, 30.0, 120.0))
-    lost = annotate(frame, FrameStatus(box, 0.12, True, 30.0, 120.0))
+    tracking = annotate(frame, FrameStatus((TargetStatus(0, box, 0.97, False),), 30.0, 120.0))
+    lost = annotate(frame, FrameStatus((TargetStatus(0, box, 0.12, True),), 30.0, 120.0))
     assert tuple(tracking[top, left + 5]) == TRACKING_COLOR
     assert tuple(lost[top, left + 5]) == LOST_COLOR
     assert not np.all(lost == TRACKING_COLOR, axis=2).any()
     # The status panel: one line while tracking, a second ("LOST") while lost.
     panel_rows = lambda image: int(np.any(np.any(image != 90, axis=2)[:, 100:], axis=1)[:40].sum())
     assert panel_rows(lost) > panel_rows(tracking) > 0
+    assert np.array_equal(frame, np.full((120, 160, 3), 90, np.uint8))
+
+
+def test_overlay_draws_each_target_in_its_colour_with_its_id_and_score():
+    frame = np.full((240, 320, 3), 90, np.uint8)
+    targets = (TargetStatus(0, (40.0, 60.0, 50.0, 40.0), 0.97, False),
+               TargetStatus(1, (150.0, 100.0, 60.0, 50.0), None, False),
+               TargetStatus(2, (240.0, 160.0, 50.0, 40.0), 0.12, True))
+    image = annotate(frame, FrameStatus(targets, 30.0, 120.0))
+    assert [target_color(n) for n in (0, 1, 2, 7, 8)] == [
+        TARGET_COLORS[0], TARGET_COLORS[1], TARGET_COLORS[2], TARGET_COLORS[0], TARGET_COLORS[1]]
+    assert TRACKING_COLOR == TARGET_COLORS[0] and LOST_COLOR not in TARGET_COLORS
+    assert len(set(TARGET_COLORS)) == len(TARGET_COLORS) >= 6
+    for target, color in zip(targets, (TARGET_COLORS[0], TARGET_COLORS[1], LOST_COLOR)):
+        (left, top), (right, bottom) = box_corners(target.box)
+        assert tuple(image[top, left + 5]) == color
+        # Only the box is drawn in the pure colour, its outline 2 pixels wide (below the
+        # status panel, whose LOST line is red too).
+        ys, xs = np.nonzero(np.all(image[40:] == color, axis=2))
+        ys += 40
+        outline = ((ys >= top - 1) & (ys <= bottom + 1) & (xs >= left - 1) & (xs <= right + 1))
+        assert outline.all() and len(ys) > 2 * (right - left + bottom - top)
+        # The label sits just above the box: a dark shade of the target's colour, white text.
+        label = image[top - 13:top - 3, left:left + 30].reshape(-1, 3)
+        values, counts = np.unique(label, axis=0, return_counts=True)
+        shade = values[counts.argmax()].astype(float)
+        base = np.array(target_color(target.target_id), float)
+        assert 0.3 < shade.max() / base.max() < 0.8
+        np.testing.assert_allclose(shade, base * shade.max() / base.max(), atol=1.5)
+        assert (label.min(axis=1) > 180).sum() > 10  # the text (white, antialiased)
+    assert [target_label(t) for t in targets] == ["0 0.97", "1 set", "2 LOST 0.12"]
+    assert not np.all(image == TARGET_COLORS[2], axis=2).any()  # target 2 is lost: red
+    # The panel counts the targets and names the lost ones on a second line.
+    tracking = annotate(frame, FrameStatus(targets[:2], 30.0, 120.0))
+    panel_rows = lambda image: int(np.any(np.any(image != 90, axis=2)[:40], axis=1).sum())
+    assert panel_rows(image) > panel_rows(tracking) > 0
+    assert np.array_equal(frame, np.full((240, 320, 3), 90, np.uint8))
+
+
+def test_window_selection_adds_boxes_until_one_is_confirmed_empty(monkeypatch):
+    drawn = [(10, 20, 30, 40), (60, 30, 20, 25)]
+    answers = iter([*drawn, (0, 0, 0, 0), (0, 0, 0, 0)])
+    prompts = []
+
+    def select_roi(title, image, showCrosshair, fromCenter, printNotice):
+        prompts.append(image.copy())
+        return next(answers)
+
+    monkeypatch.setattr(display.cv2, "selectROI", select_roi)
+    window = Window.__new__(Window)  # no real window: OpenCV's selection is scripted
+    window.title = "tracker.demo - test"
+    frame = np.full((120, 160, 3), 90, np.uint8)
+    assert window.select_targets(frame, first_id=3) == [tuple(map(float, b)) for b in drawn]
+    assert len(prompts) == 3
+    # Every prompt shows the boxes chosen so far, in the colours of the ids they will get.
+    for count, prompt in enumerate(prompts):
+        for index, box in enumerate(drawn):
+            (left, top), _ = box_corners(box)
+            assert (tuple(prompt[top, left + 5]) == target_color(3 + index)) == (index < count)
+    footers = []
+    for hint in (SELECT_FIRST_HINT, SELECT_MORE_HINT.format(count=1)):
+        footer = frame.copy()
+        draw_text(footer, [(hint, TEXT_COLOR)], top=False)
+        footers.append(footer)
+    assert np.array_equal(prompts[0], footers[0])
+    assert np.array_equal(prompts[1][100:], footers[1][100:])
+    assert not np.array_equal(footers[0][100:], footers[1][100:])
+    assert window.select_targets(frame) == []
     assert np.array_equal(frame, np.full((120, 160, 3), 90, np.uint8))
 
 
@@ -403,6 +673,14 @@ def test_default_model_is_the_first_real_time_model_with_weights(tmp_path, monke
          "argument --threads: expected a positive integer, got '0'"),
         ("init negative outside", ["--video", "{video}", "--init", "-50,-40,20,20"],
          "--init (-50.0, -40.0, 20.0, 20.0) lies entirely outside the 160x120 frame"),
+        ("second init outside", ["--video", "{video}", "--init", "1,1,5,5", "--init",
+                                 "170,10,20,20", "--no-display"],
+         "--init #2 (170.0, 10.0, 20.0, 20.0) lies entirely outside the 160x120 frame"),
+        ("second init negative outside", ["--video", "{video}", "--init", "1,1,5,5", "--init",
+                                          "-50,-40,20,20"],
+         "--init #2 (-50.0, -40.0, 20.0, 20.0) lies entirely outside the 160x120 frame"),
+        ("second init short", ["--video", "{video}", "--init", "1,1,5,5", "--init", "1,2,3"],
+         "argument --init: expected four comma-separated numbers x,y,w,h, got '1,2,3'"),
         ("bad weights file", ["--video", "{video}", "--init", "1,1,5,5", "--weights",
                               "{tmp}/broken.mp4"], "broken.mp4 is not a PyTorch checkpoint"),
         ("boxes folder missing", ["--video", "{video}", "--init", "1,1,5,5", "--save-boxes",
@@ -705,16 +983,19 @@ def _pause_and_quit(demo: subprocess.Popen, x11: _X11, framebuffer: Path) -> np.
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_window_shows_the_tracked_box_and_quits_on_a_key(clip, tmp_path):
+@pytest.mark.parametrize("targets", [1, 2])
+def test_window_shows_the_tracked_box_and_quits_on_a_key(targets, clip, tmp_path):
     if re.search(r"GUI: +NONE", cv2.getBuildInformation()):
         pytest.skip("this OpenCV has no window support (opencv-python-headless)")
     video, box, _ = clip
-    boxes = tmp_path / "boxes.txt"
+    inits = [box, SECOND_BOX][:targets]
+    boxes = tmp_path / "boxes.csv"
     (tmp_path / "fb").mkdir()
     with _xvfb(tmp_path / "fb") as (display, framebuffer):
         x11 = _X11(display)
         demo = subprocess.Popen(
-            [sys.executable, "-m", "tracker.demo", "--video", str(video), "--init", _init_arg(box),
+            [sys.executable, "-m", "tracker.demo", "--video", str(video),
+             *itertools.chain.from_iterable(("--init", _init_arg(b)) for b in inits),
              "--save-boxes", str(boxes)],
             cwd=ROOT, env=_env(DISPLAY=display), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True,
@@ -729,15 +1010,23 @@ def test_window_shows_the_tracked_box_and_quits_on_a_key(clip, tmp_path):
     assert "QFontDatabase" not in errors
     cv2.imwrite(str(tmp_path / "window.png"), shot)
 
-    saved = _read_boxes(boxes)
-    assert f"frames: {len(saved)}\n" in out and 2 <= len(saved) < 2788
-    # The window shows the frame the demo stopped on, with the last saved box in green.
-    green_y, green_x = np.nonzero(np.all(shot == TRACKING_COLOR, axis=2))
-    (left, top), (right, bottom) = box_corners(saved[-1])
-    for drawn, expected in ((green_x.min(), left), (green_y.min(), top),
-                            (green_x.max(), right), (green_y.max(), bottom)):
-        assert abs(int(drawn) - expected) <= 2, (saved[-1], green_x.min(), green_y.min())
-    *_, frame = _video_frames(video, len(saved))
+    rows = _saved_rows(boxes)
+    saved = _saved_boxes(boxes)
+    assert sorted(saved) == list(range(targets))
+    frames = len(saved[0])
+    assert f"frames: {frames}\n" in out and 2 <= frames < 2788
+    # The window shows the frame the demo stopped on, with each target's last saved box in its
+    # colour (red while lost; the status panel's LOST line, above row 40, is red too).
+    for target in range(targets):
+        *_, (_, _, last, _, lost) = (row for row in rows if row[1] == target)
+        color, below = (LOST_COLOR, 40) if lost else (target_color(target), 0)
+        ys, xs = np.nonzero(np.all(shot[below:] == color, axis=2))
+        ys += below
+        (left, top), (right, bottom) = box_corners(last)
+        for drawn, expected in ((xs.min(), left), (ys.min(), top), (xs.max(), right),
+                                (ys.max(), bottom)):
+            assert abs(int(drawn) - expected) <= 2, (target, last, xs.min(), ys.min())
+    *_, frame = _video_frames(video, frames)
     middle = slice(60, 300)  # below the status panel, above the keys line
     difference = np.abs(shot[middle].astype(int) - frame[middle].astype(int))
     assert np.median(difference) <= 2
@@ -763,8 +1052,8 @@ def test_a_video_ending_before_its_frame_count_is_reported(announced, given, max
                                                            tmp_path):
     source = _ShortSource(announced, given)
     recorder = Recorder(None, None, (30, 20), source.fps)
-    summary = run(_ScriptedTracker([False] * 10), source, source.read(), (1.0, 2.0, 5.0, 6.0),
-                  window=None, recorder=recorder, max_frames=max_frames)
+    summary = run(_ScriptedTracker([False] * 10), source, source.read(),
+                  [(1.0, 2.0, 5.0, 6.0)], window=None, recorder=recorder, max_frames=max_frames)
     assert summary.expected_frames == expected
     warning = f"warning: video ended after {summary.frames} of {announced} frames: truncated or corrupt"
     assert (warning in summary.lines()) == (expected is not None)

@@ -12,15 +12,16 @@ from typing import List, NoReturn, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from ..api import BACKENDS, Tracker, build_tracker
+from ..api import BACKENDS
 from ..cli_args import backend_options, parse_box, positive_int, set_thread_pools
 from ..errors import TrackerError
 from ..geometry import Box
 from ..inputs import as_box
+from ..multi import MultiTracker, build_multi_tracker
 from ..weights import find_weights
 from ..zoo import get_config, list_models
 from .display import Window, headless_reason
-from .session import Recorder, RunSummary, check_folder, run
+from .session import BOXES_HEADER, Recorder, RunSummary, check_folder, run
 from .sources import DEFAULT_FPS, FrameSource, open_images, open_video, open_webcam
 
 #: Default models, best CPU real-time first; the first whose weights are present is used.
@@ -35,15 +36,24 @@ ERROR_EXIT = 2
 ENDED_EARLY_EXIT = 3
 
 DESCRIPTION = """\
-Follow one object through a video file, a webcam or a folder of images.
+Follow one or several objects through a video file, a webcam or a folder of images.
 
-With a display, the frames are shown in a window with the box, the score, the frame rate and
-the lost state. Without --init you draw the target on the first frame with the mouse (then
-SPACE or ENTER). Keys: q or Esc quits, space pauses, r re-selects the target.
+Each target is one --init box (repeat --init for several) and gets an id: 0, 1, 2, ... in the
+order given. All targets are tracked together (tracker.MultiTracker: their search crops go
+through the network in shared batches).
+
+With a display, the frames are shown in a window: each target's box in its own colour (red
+while it is lost) with its id, score and LOST state next to it, and the frame rate. Without
+--init you draw the targets on the first frame with the mouse: draw a box and press SPACE or
+ENTER to add it (it stays drawn), draw the next one the same way, then press SPACE or ENTER
+with no box drawn to start tracking (c cancels the box being drawn and ends the selection).
+Keys: q or Esc quits, space pauses, r re-selects the targets (all of them, drawn the same way;
+they get new ids; drawing none keeps the current targets).
 
 Without a display (or with --no-display) a progress bar runs on stderr and --init is needed.
 Every run ends with a summary on stdout: frames, latency per frame (mean, p95), frames flagged
-lost, and the files written.
+lost (with several targets: on how many any target was, then one line per target), and the
+files written.
 
 Boxes are x,y,w,h in pixels, (0, 0) being the top-left corner of the frame."""
 
@@ -51,9 +61,11 @@ EXAMPLES = """\
 examples:
   python -m tracker.demo --video clip.mp4
   python -m tracker.demo --video ../shared/data/clips/airplane-1.mp4 --init 366,100,41,16
+  python -m tracker.demo --video clip.mp4 --init 366,100,41,16 --init 80,200,60,40 \\
+      --save-boxes boxes.csv
   python -m tracker.demo --webcam 0 --model nanotrack-v3 --threads 2
   python -m tracker.demo --images frames/ --init 120,80,40,60 --no-display \\
-      --output annotated.mp4 --save-boxes boxes.txt
+      --output annotated.mp4 --save-boxes boxes.csv
 
 """ + textwrap.fill("models: " + ", ".join(list_models()), width=90) + """
 weights are looked up in $TRACKER_WEIGHTS, the project's weights/ folder and the user cache;
@@ -61,6 +73,18 @@ NanoTrack's (Apache-2.0, Copyright HonglinChu) are downloaded on first use. See
 weights/README.md for every model's source and licence.
 
 a box with a negative coordinate can be written --init -10,-5,40,60 or --init=-10,-5,40,60.
+
+--save-boxes writes CSV: the header line """ + BOXES_HEADER + """, then one row per target
+per frame, the targets of a frame in id order, for example:
+  """ + BOXES_HEADER + """
+  0,0,366.0,100.0,41.0,16.0,,0
+  0,1,80.0,200.0,60.0,40.0,,0
+  1,0,366.91,100.32,40.87,16.05,0.974,0
+  1,1,80.12,199.6,60.3,40.1,0.31,1
+frame counts from 0 (the first frame, where the boxes are the --init boxes); id is the
+target's; x,y,w,h is its box, written exactly (Python's repr of the float); score is the
+tracker's confidence in [0, 1], empty on a frame where the target was set (the first frame,
+and the frame of an r re-selection); lost is 1 when the target is flagged lost, else 0.
 
 exit status: 0 done (also after --max-frames, q or Ctrl-C while tracking), 2 error or bad
 input (one line on stderr), 3 the video ended before its container's frame count (truncated
@@ -101,9 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a folder of image files, tracked in name order "
                              "(frame2 before frame10)")
     tracking = parser.add_argument_group("target and model")
-    tracking.add_argument("--init", metavar="X,Y,W,H", type=parse_box,
-                          help="the target's box on the first frame, in pixels; without it you "
-                               "draw the box with the mouse (needs a display)")
+    tracking.add_argument("--init", metavar="X,Y,W,H", type=parse_box, action="append",
+                          help="a target's box on the first frame, in pixels; repeat for "
+                               "several targets (ids 0, 1, ... in this order); without it you "
+                               "draw the targets with the mouse (needs a display)")
     tracking.add_argument("--model", metavar="NAME",
                           help=f"model to run (default: the first of {', '.join(PREFERRED_MODELS)} "
                                "whose weights are present)")
@@ -122,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="write the annotated frames to this video (mp4v codec, the input's "
                               f"size and frame rate; {DEFAULT_FPS:.0f} fps for webcams and images)")
     outputs.add_argument("--save-boxes", metavar="FILE",
-                         help="write one x,y,w,h line per frame (the first is the --init box)")
+                         help=f"write the boxes as CSV: a {BOXES_HEADER} header, then one row "
+                              "per target per frame (see below)")
     outputs.add_argument("--no-display", action="store_true",
                          help="no window, a progress bar instead (automatic without a display)")
     return parser
@@ -182,20 +208,20 @@ def _track(args: argparse.Namespace) -> int:
         first = source.read()
         if first is None:
             raise ValueError(f"{source.label}: no frame could be read")
-        box = as_box(args.init, first.shape, "--init") if args.init is not None else None
-        headless = _headless_reason(args, box is not None)
+        boxes = _init_boxes(args.init or [], first.shape)
+        headless = _headless_reason(args, bool(boxes))
         tracker = _load_tracker(model, reason, args)
         height, width = first.shape[:2]
         title = f"tracker.demo - {source.label}"
         window = None if headless else _open_window(title, (width, height))
         try:
-            if box is None:
-                box = _select_target(window, first)
+            if not boxes:
+                boxes = _select_targets(window, first)
             recorder = Recorder(args.output, args.save_boxes, (width, height), source.fps)
             if headless and not args.no_display:
                 print(f"tracker.demo: {headless}; running without a window", file=sys.stderr)
             try:
-                summary = run(tracker, source, first, box, window=window, recorder=recorder,
+                summary = run(tracker, source, first, boxes, window=window, recorder=recorder,
                               max_frames=args.max_frames)
             finally:
                 recorder.close()
@@ -212,32 +238,40 @@ def _track(args: argparse.Namespace) -> int:
     return 0
 
 
+def _init_boxes(boxes: Sequence[Box], frame_shape: Tuple[int, ...]) -> List[Box]:
+    """The --init boxes checked against the first frame; with several, the error names which
+    (``--init #2``)."""
+    if len(boxes) == 1:
+        return [as_box(boxes[0], frame_shape, "--init")]
+    return [as_box(box, frame_shape, f"--init #{n}") for n, box in enumerate(boxes, start=1)]
+
+
 def _headless_reason(args: argparse.Namespace, has_box: bool) -> Optional[str]:
     """Why the run goes without a window (``None``: it gets one)."""
     reason = "--no-display" if args.no_display else headless_reason()
     if reason and not has_box:
         raise ValueError(
             f"--init x,y,w,h is needed without a window ({reason}): there is nowhere to draw "
-            "the target"
+            "the targets"
         )
     return reason
 
 
-def _load_tracker(model: str, reason: str, args: argparse.Namespace) -> Tracker:
+def _load_tracker(model: str, reason: str, args: argparse.Namespace) -> MultiTracker:
     if args.threads:
         set_thread_pools(args.threads, torch=args.backend == "torch")
     print(_model_line(model, reason, args), flush=True)
-    return build_tracker(model, args.weights, backend=args.backend,
-                         **backend_options(args.backend, args.threads))
+    return build_multi_tracker(model, args.weights, backend=args.backend,
+                               **backend_options(args.backend, args.threads))
 
 
-def _select_target(window: Optional[Window], frame: np.ndarray) -> Box:
+def _select_targets(window: Optional[Window], frame: np.ndarray) -> List[Box]:
     if window is None:
         raise ValueError("--init x,y,w,h is needed: this OpenCV cannot open a window")
-    box = window.select_target(frame)
-    if box is None:
+    boxes = window.select_targets(frame)
+    if not boxes:
         raise ValueError("no target selected (draw a box, or pass --init x,y,w,h)")
-    return box
+    return boxes
 
 
 def _model_line(model: str, reason: str, args: argparse.Namespace) -> str:

@@ -1,4 +1,4 @@
-"""The demo's window: whether one can open, showing frames, keys, and drawing the target on it.
+"""The demo's window: whether one can open, showing frames, keys, and drawing targets on it.
 
 OpenCV's Qt and GTK windows end the whole process when the X server cannot be reached, so
 :func:`headless_reason` checks the display before any window is created.
@@ -10,18 +10,21 @@ import ctypes
 import enum
 import os
 import sys
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import cv2
 import numpy as np
 
 from ..geometry import Box
-from .overlay import TEXT_COLOR, draw_text
+from .overlay import TEXT_COLOR, TargetStatus, draw_target, draw_text
 
 #: Frames larger than this are shown scaled down to fit (the window keeps the aspect ratio).
 MAX_WINDOW_SIZE = (1600, 900)
-KEYS_HINT = "q/Esc quit  space pause  r re-select"
-PAUSED_HINT = "PAUSED  space resumes  q/Esc quit  r re-select"
+KEYS_HINT = "q/Esc quit  space pause  r re-select targets"
+PAUSED_HINT = "PAUSED  space resumes  q/Esc quit  r re-select targets"
+#: The footer while the user draws targets: before the first one, and once some are chosen.
+SELECT_FIRST_HINT = "draw a target, then SPACE or ENTER (c cancels)"
+SELECT_MORE_HINT = "{count} chosen: draw another + SPACE/ENTER, or SPACE/ENTER alone to track"
 _PAUSED_POLL_MS = 50
 
 
@@ -118,15 +121,27 @@ class Window:
             return Action.QUIT
         return Action.CONTINUE if key == -1 else _KEY_ACTIONS.get(key & 0xFF, Action.CONTINUE)
 
-    def select_target(self, frame: np.ndarray) -> Optional[Box]:
-        """The box the user draws on ``frame`` with the mouse, or ``None`` when cancelled."""
-        prompt = _with_footer(frame, "draw the target, then SPACE or ENTER (c cancels)")
-        x, y, w, h = cv2.selectROI(
-            self.title, prompt, showCrosshair=True, fromCenter=False, printNotice=False
-        )
-        if w <= 0 or h <= 0:
-            return None
-        return float(x), float(y), float(w), float(h)
+    def select_targets(self, frame: np.ndarray, first_id: int = 0) -> List[Box]:
+        """The boxes the user draws on ``frame`` with the mouse, in the order drawn; ``[]``
+        when the first one is cancelled.
+
+        Each box is drawn, then added with SPACE or ENTER and stays shown with its label and
+        colour, those of the target ids ``first_id``, ``first_id + 1``, ... it will get;
+        SPACE or ENTER with no box drawn, or c, ends the selection.
+        """
+        boxes: List[Box] = []
+        while True:
+            prompt = frame.copy()
+            for number, box in enumerate(boxes):
+                draw_target(prompt, TargetStatus(first_id + number, box, None, False))
+            hint = SELECT_MORE_HINT.format(count=len(boxes)) if boxes else SELECT_FIRST_HINT
+            draw_text(prompt, [(hint, TEXT_COLOR)], top=False)
+            x, y, w, h = cv2.selectROI(
+                self.title, prompt, showCrosshair=True, fromCenter=False, printNotice=False
+            )
+            if w <= 0 or h <= 0:
+                return boxes
+            boxes.append((float(x), float(y), float(w), float(h)))
 
     def close(self) -> None:
         cv2.destroyAllWindows()
