@@ -132,6 +132,20 @@ def test_onnx_multi_tracker_equals_independent_trackers(name):
     assert calls == expected_calls(config)
 
 
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_published_onnx_pair_multi_tracker_equals_independent_trackers(version, monkeypatch):
+    from tracker.backends.onnx_backend import load_published_nanotrack
+
+    folder = shared_path("weights", "nanotrack")
+    if not (folder / f"nanotrackv{version}.pth").is_file():
+        pytest.skip(f"NanoTrack v{version} files not in the shared folder")
+    monkeypatch.setenv("TRACKER_WEIGHTS", str(folder))
+    config = tracker.get_config(f"nanotrack-v{version}")
+    batched, independent, calls = run_scenario(config, load_published_nanotrack(config, threads=2))
+    assert_same(batched, independent)
+    assert calls == expected_calls(config)
+
+
 @pytest.fixture(scope="module")
 def nanotrack():
     if not shared_path("weights", "nanotrack", "nanotrackv2.pth").is_file():
@@ -235,14 +249,19 @@ def test_a_target_leaving_the_frame_stays_at_the_border(nanotrack):
 
 
 def test_exports_without_a_batch_dimension_refuse_several_targets():
-    from tracker.backends.onnx_backend import ExportedRunner, free_spatial_dims, search_graph_of_pair, session
+    from tracker.backends.onnx_backend import (
+        ExportedRunner, free_spatial_dims, load_graph, search_graph_of_pair, session,
+    )
 
     folder = shared_path("weights", "nanotrack")
     backbone = folder / "nanotrackv2_nanotrack_backbone_sim.onnx"
     if not backbone.is_file():
         pytest.skip("NanoTrack v2 ONNX files not in the shared folder")
     head = folder / "nanotrackv2_nanotrack_head_sim.onnx"
-    runner = ExportedRunner(session(free_spatial_dims(backbone)), session(search_graph_of_pair(backbone, head)))
+    runner = ExportedRunner(
+        session(free_spatial_dims(load_graph(backbone))),
+        session(search_graph_of_pair(load_graph(backbone), load_graph(head))),
+    )
     assert not runner.batched
     multi = MultiTracker(tracker.get_config("nanotrack-v2"), runner)
     video = frames()

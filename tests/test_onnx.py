@@ -103,7 +103,7 @@ def test_joined_published_graphs_give_the_reference_onnx_outputs(version, monkey
     monkeypatch.setenv("TRACKER_WEIGHTS", str(shared_path("weights", "nanotrack")))
     runner = onnx_backend.load_runner(tracker.get_config(f"nanotrack-v{version}"))
     search = onnx.load_from_string(onnx_backend.search_graph_of_pair(
-        *(resolve_weights(f"nanotrack-v{version}", part)
+        *(onnx_backend.load_graph(resolve_weights(f"nanotrack-v{version}", part))
           for part in ("onnx_backbone", "onnx_head"))))
     assert [i.name for i in search.graph.input] == ["x", "kernel_0"]
     assert [o.name for o in search.graph.output] == ["cls", "loc"]

@@ -44,7 +44,8 @@ def _feeds(version: int, part: int) -> dict:
     if part == 0:
         return {"input": crops}
     backbone = shared_path("weights", "nanotrack", GRAPHS[version][0])
-    free = onnx_backend.session(onnx_backend.free_spatial_dims(backbone), threads=1)
+    free_graph = onnx_backend.free_spatial_dims(onnx_backend.load_graph(backbone))
+    free = onnx_backend.session(free_graph, threads=1)
     template = np.concatenate([free.run(None, {"input": z[None]})[0] for z in recorded["z"][:ITEMS]])
     search = np.concatenate([free.run(None, {"input": x[None]})[0] for x in crops])
     return {"input1": template, "input2": search}
@@ -113,12 +114,14 @@ def test_joined_batched_graphs_match_torch_with_a_batched_kernel(version, tmp_pa
     joined to head for the searches) built from the rewritten graphs serves 3 targets at
     once, as the torch network does with a batched kernel."""
     backbone, head = _rewritten_pair(version, tmp_path)
-    search = onnx.load_from_string(onnx_backend.search_graph_of_pair(backbone, head))
+    joined = onnx_backend.search_graph_of_pair(
+        onnx_backend.load_graph(backbone), onnx_backend.load_graph(head))
+    search = onnx.load_from_string(joined)
     onnx.checker.check_model(search, full_check=True)
     assert [_dims(v)[0] for v in list(search.graph.input) + list(search.graph.output)] == [BATCH] * 4
     runner = onnx_backend.ExportedRunner(
-        onnx_backend.session(onnx_backend.free_spatial_dims(backbone), threads=1),
-        onnx_backend.session(onnx_backend.search_graph_of_pair(backbone, head), threads=1),
+        onnx_backend.session(onnx_backend.free_spatial_dims(onnx_backend.load_graph(backbone)), threads=1),
+        onnx_backend.session(joined, threads=1),
     )
     recorded = np.load(shared_path(*FIXTURES, *NET_CROPS[f"nanotrack-v{version}"]))
     z, x = recorded["z"][:ITEMS], recorded["x"][:ITEMS]

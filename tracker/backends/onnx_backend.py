@@ -148,9 +148,9 @@ class ExportedRunner:
         return dict(zip(self._output_names, self._search.run(self._output_names, feeds)))
 
 
-def free_spatial_dims(path: Union[str, "os.PathLike[str]"]) -> bytes:
-    """The graph at ``path`` with its inputs' and outputs' height and width made symbolic."""
-    model = load_graph(path)
+def free_spatial_dims(model: onnx.ModelProto) -> bytes:
+    """``model`` with its inputs' and outputs' height and width made symbolic (changed in
+    place, returned serialised)."""
     for value in list(model.graph.input) + list(model.graph.output):
         dims = value.type.tensor_type.shape.dim
         for index, label in ((2, "height"), (3, "width")):
@@ -209,9 +209,7 @@ def load_exported(
     return ExportedRunner(*graphs)
 
 
-def search_graph_of_pair(
-    backbone: Union[str, "os.PathLike[str]"], head: Union[str, "os.PathLike[str]"]
-) -> bytes:
+def search_graph_of_pair(backbone: onnx.ModelProto, head: onnx.ModelProto) -> bytes:
     """NanoTrack's published backbone and head joined into one search graph, named like an
     export's (inputs ``x``, ``kernel_0``; outputs ``cls``, ``loc``).
 
@@ -220,7 +218,7 @@ def search_graph_of_pair(
     """
     import onnx.compose
 
-    first, second = load_graph(backbone), load_graph(head)
+    first, second = backbone, head
     (image,), (features,) = first.graph.input, first.graph.output
     template_features, search_features = second.graph.input
     merged = onnx.compose.merge_models(
@@ -240,15 +238,19 @@ def search_graph_of_pair(
 
 
 def load_published_nanotrack(config: ModelConfig, threads: Optional[int] = None) -> ExportedRunner:
-    """NanoTrack's published ONNX pair: the backbone (free spatial size) makes the kernel from
-    the exemplar; backbone and head joined run every search."""
+    """NanoTrack's published ONNX pair, given a free batch dimension
+    (:func:`~tracker.backends.onnx_batch.with_free_batch`): the backbone (free spatial size)
+    makes the kernels from the exemplars; backbone and head joined run every search."""
+    from .onnx_batch import with_free_batch
+
     backbone = resolve_weights(config.name, "onnx_backbone")
     head = resolve_weights(config.name, "onnx_head")
+    backbone_graph = with_free_batch(load_graph(backbone), origin=str(backbone))
+    head_graph = with_free_batch(load_graph(head), origin=str(head))
+    search = search_graph_of_pair(backbone_graph, head_graph)
     return ExportedRunner(
-        session(free_spatial_dims(backbone), threads, origin=str(backbone)),
-        session(
-            search_graph_of_pair(backbone, head), threads, origin=f"{backbone} joined to {head}"
-        ),
+        session(free_spatial_dims(backbone_graph), threads, origin=str(backbone)),
+        session(search, threads, origin=f"{backbone} joined to {head}"),
     )
 
 
