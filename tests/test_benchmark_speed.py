@@ -24,10 +24,12 @@ from onnx import TensorProto, helper
 
 from tests.boxes import ious
 from tests.conftest import run_without_torch, shared_path
-from tracker.benchmark import flops, speed
-from tools import readme_results as readme
+from tracker import api
+from tracker.benchmark import flops, multi_speed, speed
+from tools import readme_multi, readme_results as readme
 from tracker.benchmark.__main__ import build_parser, main
 from tracker.models import build_model
+from tracker.multi import MultiTracker
 
 
 def _cli(*argv):
@@ -82,35 +84,48 @@ def small_matmul(monkeypatch):
                         functools.partial(speed.matmul_gflops, size=256, repeats=2))
 
 
-def _recording_build_tracker(monkeypatch):
-    """Wrap the builder the speed command uses so every timed ``init``/``update`` is recorded."""
-    calls = []
-    build = speed.api.build_tracker
+def _recording_trackers(monkeypatch):
+    """Record every ``Tracker.init``/``update`` and ``MultiTracker.update`` of the run:
+    ``{"tracker": {id: [init box, box, box, ...]}, "multi": {id: [{target: box}, ...]}}``."""
+    calls = {"tracker": {}, "multi": {}}
+    tracker_class, multi_class = api.Tracker, MultiTracker
+    init, update = tracker_class.init, tracker_class.update
+    multi_update = multi_class.update
 
-    def recording(*args, **kwargs):
-        trk = build(*args, **kwargs)
-        init, update = trk.init, trk.update
-        trk.init = lambda frame, box: (calls.append(("init", tuple(box))), init(frame, box))[1]
-        trk.update = lambda frame: calls.append(("update", update(frame).box)) or calls[-1][1]
-        return trk
+    def recording_init(self, frame, box):
+        calls["tracker"][id(self)] = [tuple(box)]
+        return init(self, frame, box)
 
-    monkeypatch.setattr(speed.api, "build_tracker", recording)
+    def recording_update(self, frame):
+        result = update(self, frame)
+        calls["tracker"][id(self)].append(result.box)
+        return result
+
+    def recording_multi_update(self, frame):
+        results = multi_update(self, frame)
+        calls["multi"].setdefault(id(self), []).append({k: r.box for k, r in results.items()})
+        return results
+
+    monkeypatch.setattr(tracker_class, "init", recording_init)
+    monkeypatch.setattr(tracker_class, "update", recording_update)
+    monkeypatch.setattr(multi_class, "update", recording_multi_update)
     return calls
 
 
 def test_json_report_holds_every_number(monkeypatch, small_matmul):
     monkeypatch.setenv("TRACKER_WEIGHTS", str(shared_path("weights", "nanotrack")))
     clip = shared_path("data", "clips", "airplane-1.mp4")
-    calls = _recording_build_tracker(monkeypatch)
+    calls = _recording_trackers(monkeypatch)
     code, out, err = _cli("speed", "--model", "nanotrack-v2", "--frames", "15", "--threads", "1",
                           "--json", "--clip", str(clip))
     assert code == 0, err
     # The timed tracker really tracked: started on the clip's first box (1-based file, 0-based
     # box), one update per frame, and still on the airplane at the last timed frame.
     truth = np.loadtxt(clip.with_suffix(".txt"), delimiter=",")
-    assert calls[0] == ("init", tuple(truth[0] - [1, 1, 0, 0]))
-    boxes = np.array([box for kind, box in calls[1:] if kind == "update"])
-    assert len(calls) == 1 + len(boxes) == 1 + speed.WARMUP_FRAMES + 15
+    (recorded,) = calls["tracker"].values()
+    assert recorded[0] == tuple(truth[0] - [1, 1, 0, 0])
+    boxes = np.array(recorded[1:])
+    assert len(boxes) == speed.WARMUP_FRAMES + 15
     overlaps = ious(boxes, truth[1:len(boxes) + 1] - [1, 1, 0, 0])
     assert overlaps.min() > 0.6, overlaps  # measured: 0.70 to 0.90 over these 25 frames
     report = json.loads(out)
@@ -477,3 +492,255 @@ def test_readme_speed_table_states_the_command_that_gives_it(tmp_path, small_mat
             stated.no_baseline) == (["nanotrack-v2", "siamfc-alexnet"], "3", clip, True, True)
     assert stated.markdown == tmp_path / "speed-large.md"
     assert "nanotrack-v2" in capsys.readouterr().out
+
+
+# --- speed --targets: the batched MultiTracker against independent trackers ---------------
+
+def test_targets_report_a_row_per_contender_and_count_and_the_batched_tracker_tracks(
+    monkeypatch, tmp_path
+):
+    monkeypatch.setenv("TRACKER_WEIGHTS", str(shared_path("weights", "nanotrack")))
+    clip = shared_path("data", "clips", "airplane-1.mp4")
+    calls = _recording_trackers(monkeypatch)
+    plot, table = tmp_path / "plots" / "multi.png", tmp_path / "multi.md"
+    code, out, err = _cli("speed", "--model", "nanotrack-v2", "--frames", "4", "--threads", "1",
+                          "--backend", "torch,onnxruntime", "--targets", "2,1", "--clip", clip,
+                          "--json", "--plot", plot, "--markdown", table)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["clip"] == str(clip) and report["frames"] == 4 and report["targets"] == [1, 2]
+    rows = report["timings"]
+    assert [(t["tracker"], t["backend"], t["targets"], t["contender"]) for t in rows] == [
+        ("nanotrack-v2", backend, n, kind) for backend in ("torch", "onnxruntime")
+        for n in (1, 2) for kind in ("batched", "independent")
+    ] + [("nanotrack-v2", "opencv", n, "cv2.TrackerNano") for n in (1, 2)]
+    fps = {(t["backend"], t["targets"], t["contender"]): t["fps"] for t in rows}
+    for t in rows:
+        assert t["frames"] == 4 and t["threads"] == 1 and t["median_ms"] <= t["p95_ms"]
+        assert t["per_target_ms"] == pytest.approx(t["median_ms"] / t["targets"], rel=1e-12)
+        if t["contender"] == "batched":
+            n = t["targets"]
+            own = fps[t["backend"], n, "independent"]
+            assert t["vs_independent"] == pytest.approx(t["fps"] / own)
+            assert t["vs_opencv"] == pytest.approx(t["fps"] / fps["opencv", n, "cv2.TrackerNano"])
+        else:
+            assert t["vs_independent"] is None and t["vs_opencv"] is None
+    # Tracking really happened: a batched tracker per backend and count, one update per frame;
+    # each target's boxes are those of an independent tracker started on the same box, and
+    # the first target (the clip's box) stays on the airplane.
+    truth = np.loadtxt(clip.with_suffix(".txt"), delimiter=",") - [1, 1, 0, 0]
+    updates = speed.WARMUP_FRAMES + 4
+    assert [len(boxes) for boxes in calls["tracker"].values()] == [1 + updates] * 6
+    assert sorted(len(frames[0]) for frames in calls["multi"].values()) == [1, 1, 2, 2]
+    assert [len(frames) for frames in calls["multi"].values()] == [updates] * 4
+    _assert_batched_targets_match_their_own_trackers(
+        calls, multi_speed.target_boxes(tuple(truth[0]), 2, (640, 360)))
+    for frames in calls["multi"].values():
+        first = np.array([frame[min(frame)] for frame in frames])
+        overlaps = ious(first, truth[1:updates + 1])
+        assert overlaps.min() > 0.6, overlaps  # measured: 0.72 to 0.90 over these frames
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert cv2.imread(str(plot)).shape == (480, 640, 3)
+    command = table.read_text().split("Generated by `")[1].split("`")[0]
+    stated = build_parser().parse_args(shlex.split(command)[3:])
+    assert (stated.targets, stated.plot, stated.frames, stated.markdown) == ("2,1", plot, "4", table)
+
+
+def test_target_boxes_are_distinct_same_size_tiles_inside_the_frame():
+    box = (367.0, 101.0, 41.0, 16.0)  # airplane-1's first box in its 640 x 360 frames
+    boxes = multi_speed.target_boxes(box, 16, (640, 360))
+    assert boxes[0] == box and len(set(boxes)) == 16
+    assert multi_speed.target_boxes(box, 16, (640, 360)) == boxes  # deterministic
+    array = np.array(boxes)
+    assert (array[:, 2:] == [41, 16]).all()
+    assert (array[:, :2] >= 0).all() and (array[:, 0] + 41 <= 640).all()
+    assert (array[:, 1] + 16 <= 360).all()
+    for i in range(16):  # no box overlaps another
+        assert (ious(np.delete(array, i, axis=0), np.repeat(array[i:i + 1], 15, axis=0)) == 0).all()
+    # Spread over the frame rather than packed into its first row.
+    assert array[1:, 1].min() == 0 and array[1:, 1].max() > 300
+    assert multi_speed.target_boxes(box, 1, (640, 360)) == [box]
+    # A 300 x 200 box leaves one cell beside it in a 640 x 360 frame (2 columns, 1 row).
+    assert multi_speed.target_boxes((0, 100, 300, 200), 2, (640, 360)) == [
+        (0, 100, 300, 200), (300.0, 0.0, 300.0, 200.0)]
+    with pytest.raises(ValueError, match="holds 2 boxes of 300x200 that do not overlap, not 3"):
+        multi_speed.target_boxes((0, 100, 300, 200), 3, (640, 360))
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--targets", "1,0"], "--targets: expected a positive integer, got '0'"),
+        (["--targets", "four"], "--targets: expected a positive integer, got 'four'"),
+        (["--targets", ","], "--targets: expected comma-separated positive integers, got ','"),
+        (["--plot", "p.png"], "--plot applies with --targets"),
+    ],
+)
+def test_bad_targets_are_a_one_line_error(args, message):
+    code, out, err = _cli("speed", "--frames", "2", *args)
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == [f"error: {message}"]
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"targets": []}, "targets: expected at least one target count"),
+        ({"targets": [2, 0]}, "targets: expected a positive integer, got 0"),
+        ({"backends": ["tensorrt"]}, "backends must be among torch, onnxruntime, got 'tensorrt'"),
+        ({"frames": 0}, "frames: expected a positive integer, got 0"),
+    ],
+)
+def test_measure_multi_speed_names_the_argument_it_refuses(options, message):
+    with pytest.raises(ValueError) as error:
+        multi_speed.measure_multi_speed(["nanotrack-v2"], **options)
+    assert str(error.value) == message
+
+
+def _multi_report(models=("nanotrack-v2",), targets=(1, 2), baseline=True):
+    """A report of made-up timings, built as measure_multi_speed builds its rows."""
+    timings = {}
+    for model in models:
+        for backend in ("onnxruntime", "torch"):
+            for kind in (multi_speed.BATCHED, multi_speed.INDEPENDENT):
+                for n in targets:
+                    ms = n * (3.0 if kind == multi_speed.BATCHED else 4.0)
+                    timings[model, backend, kind, 2, n] = multi_speed.MultiTiming(
+                        tracker=model, contender=kind, backend=backend, threads=2, targets=n,
+                        frames=3, median_ms=ms, p95_ms=ms + 1, fps=1000 / ms, per_target_ms=ms / n)
+        for n in targets if baseline else ():
+            timings[model, "opencv", multi_speed.OPENCV, 2, n] = multi_speed.MultiTiming(
+                tracker=model, contender=multi_speed.OPENCV, backend="opencv", threads=2,
+                targets=n, frames=3, median_ms=5.0 * n, p95_ms=5.0 * n + 1, fps=200 / n,
+                per_target_ms=5.0)
+    rows = [multi_speed._with_ratios(timings, key[:3], 2, key[4]) for key in timings]
+    return multi_speed.MultiSpeedReport(clip="clip.mp4", frames=3, targets=list(targets),
+                                        timings=rows)
+
+
+def test_text_and_markdown_tables_of_the_multi_target_report():
+    report = _multi_report()
+    rows = multi_speed.table_rows(report)
+    assert rows[0] == ["nanotrack-v2", "onnxruntime", "2", "1", "batched", "3.00", "4.00",
+                       "333.3", "3.00", "1.33x", "1.67x"]
+    assert rows[-1] == ["nanotrack-v2", "opencv", "2", "2", "cv2.TrackerNano", "10.00", "11.00",
+                        "100.0", "5.00", "-", "-"]
+    lines = multi_speed.format_multi_report(report).splitlines()
+    assert lines[2].split() == [word for cell in multi_speed.TABLE_HEADER for word in cell.split()]
+    assert len({len(line) for line in lines[2:4 + len(rows)]}) == 1
+    markdown = multi_speed.format_multi_markdown(report, "cmd").splitlines()
+    assert markdown[2] == "| " + " | ".join(rows[0]) + " |"
+    assert "Generated by `cmd`" in markdown[-1] and "vs cv2.TrackerNano" in markdown[-1]
+    without = _multi_report(baseline=False)
+    assert multi_speed.table_header(without) == multi_speed.TABLE_HEADER[:-1]
+    assert "cv2.TrackerNano" not in multi_speed.format_multi_markdown(without, "cmd")
+
+
+def test_multi_target_plot_is_a_png_with_a_panel_per_report(tmp_path):
+    path = multi_speed.plot_multi_speed([_multi_report(), _multi_report(targets=(1, 4, 16))],
+                                        tmp_path / "a" / "plot.png", titles=["small", "large"])
+    assert path == tmp_path / "a" / "plot.png"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert cv2.imread(str(path)).shape == (480, 1280, 3)
+    with pytest.raises(ValueError, match="titles: expected 1 titles, got 2"):
+        multi_speed.plot_multi_speed([_multi_report()], tmp_path / "b.png", titles=["a", "b"])
+
+
+@pytest.fixture
+def multi_page(tmp_path):
+    page = tmp_path / "README.md"
+    page.write_text(f"intro\n{readme_multi.START}\nold numbers\n{readme_multi.END}\noutro\n")
+    return page
+
+
+def test_readme_multi_replaces_its_section_and_states_its_command(
+    tmp_path, monkeypatch, multi_page
+):
+    """``tools/readme_multi.py`` with the benchmark replaced by made-up reports: its tables,
+    the plot and the command that regenerates it between the markers, nothing else changed."""
+    calls = []
+
+    def fake_measure(models, **options):
+        calls.append({"models": list(models), **options})
+        return _multi_report(models, options["targets"], options["baseline"])
+
+    monkeypatch.setattr(readme_multi, "measure_multi_speed", fake_measure)
+    reports = tmp_path / "r"
+    argv = ["--readme", str(multi_page), "--reports", str(reports), "--frames", "3",
+            "--realtime-frames", "7"]
+    assert readme_multi.main(argv) == 0
+    text = multi_page.read_text()
+    assert text.startswith(f"intro\n{readme_multi.START}\n") and text.endswith(
+        f"{readme_multi.END}\noutro\n")
+    assert "old numbers" not in text
+    realtime, large = calls
+    assert realtime["models"] == ["nanotrack-v2"] and realtime["targets"] == (1, 2, 4, 8, 16)
+    assert realtime["backends"] == ("onnxruntime", "torch") and realtime["threads"] == [2]
+    assert realtime["frames"] == 7 and realtime["baseline"] and realtime["untrained"]
+    assert large["models"] == ["siamrpnpp-alex", "siamfc-alexnet", "dasiamrpn-otb"]
+    assert large["targets"] == (1, 4, 16) and large["frames"] == 3 and not large["baseline"]
+    assert realtime["clip"].name == "airplane-1.mp4" == large["clip"].name
+    # Both tables, each with the speed command that gives it.
+    assert text.count("| nanotrack-v2 | onnxruntime | 2 | 16 | batched |") == 1
+    assert text.count("| siamfc-alexnet | torch | 2 | 16 | independent |") == 1
+    commands = [c.split("`")[0] for c in text.split("Generated by `")[1:]]
+    stated = [build_parser().parse_args(shlex.split(c)[3:]) for c in commands]
+    assert [(s.models, s.targets, s.frames, s.no_baseline) for s in stated] == [
+        (["nanotrack-v2"], "1,2,4,8,16", "7", False),
+        (["siamrpnpp-alex", "siamfc-alexnet", "dasiamrpn-otb"], "1,4,16", "3", True)]
+    plot = reports / readme_multi.PLOT_NAME
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"`{plot}`" in text
+    command = text.split("Regenerate this section with `")[1].split("`")[0]
+    words = shlex.split(command)
+    assert words[:2] == ["python", "tools/readme_multi.py"]
+    assert vars(readme_multi.build_parser().parse_args(words[2:])) == vars(
+        readme_multi.build_parser().parse_args(argv))
+
+
+def test_readme_multi_refuses_a_readme_without_its_markers(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(readme_multi, "measure_multi_speed",
+                        lambda *a, **k: pytest.fail("measured before checking the markers"))
+    page = tmp_path / "README.md"
+    page.write_text(f"intro\n{readme_multi.START}\nno end marker\n")
+    assert readme_multi.main(["--readme", str(page)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {page} has no multi-target markers") and err.count("\n") == 1
+    assert page.read_text() == f"intro\n{readme_multi.START}\nno end marker\n"
+
+
+def _boxes_by_start(calls):
+    """The recorded independent trackers' boxes (an array per tracker) by their init box."""
+    single = {}
+    for boxes in calls["tracker"].values():
+        single.setdefault(boxes[0], []).append(np.array(boxes[1:]))
+    return single
+
+
+def _assert_batched_targets_match_their_own_trackers(calls, boxes):
+    """Every recorded MultiTracker's target i gave the boxes of an independent tracker started
+    on ``boxes[i]``, within 1e-4 pixels."""
+    single = _boxes_by_start(calls)
+    for updates in calls["multi"].values():
+        for index, target in enumerate(sorted(updates[0])):
+            batched = np.array([frame[target] for frame in updates])
+            errors = [np.abs(batched - own).max() for own in single[boxes[index]]]
+            assert min(errors) < 1e-4, errors
+
+
+def test_untrained_networks_are_shared_by_the_batched_and_the_independent_trackers(
+    monkeypatch, tmp_path
+):
+    """Without weights (--untrained) every tracker of one model and backend runs the same
+    random network: the batched targets' boxes are the independent trackers' ones."""
+    monkeypatch.setenv("TRACKER_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("TRACKER_CACHE", str(tmp_path))
+    calls = _recording_trackers(monkeypatch)
+    report = multi_speed.measure_multi_speed(["nanotrack-v1"], targets=[2], threads=[1],
+                                             frames=2, untrained=True)
+    assert [(t.tracker, t.backend, t.contender) for t in report.timings] == [
+        ("nanotrack-v1 (untrained)", "torch", "batched"),
+        ("nanotrack-v1 (untrained)", "torch", "independent")]
+    _, frames, box = speed.load_clip(None, 3 + speed.WARMUP_FRAMES)
+    expected = multi_speed.target_boxes(box, 2, (640, 360))
+    assert sorted(_boxes_by_start(calls)) == sorted(expected) and len(calls["multi"]) == 1
+    _assert_batched_targets_match_their_own_trackers(calls, expected)

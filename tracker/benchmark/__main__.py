@@ -7,11 +7,12 @@ import sys
 from typing import List, Optional
 
 from ..errors import TrackerError
-from . import accuracy, int8, speed
+from . import accuracy, int8, multi_speed, speed
 
 _EXAMPLES = """examples:
   python -m tracker.benchmark accuracy --dataset otb --root ../shared/data/otb --model nanotrack-v2
   python -m tracker.benchmark speed --model nanotrack-v2 --model siamrpnpp-alex --threads 1,2
+  python -m tracker.benchmark speed --model nanotrack-v2 --targets 1,2,4,8,16 --plot multi.png
   python -m tracker.benchmark int8 --model nanotrack-v2 --export exports/nanotrack-v2 --calibration clip.mp4
 """
 
@@ -25,8 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in (accuracy, speed, int8):
-        module.register(commands)
+    accuracy.register(commands)
+    multi_speed.register(speed.register(commands))
+    int8.register(commands)
     return parser
 
 

@@ -29,7 +29,9 @@ from .. import api, clips
 from ..cli_args import backend_options, positive_int, quote_command, set_thread_pools
 from . import markdown
 from .flops import network_flops
+from ..config import ModelConfig
 from ..geometry import Box
+from ..loops import NetworkRunner
 from ..zoo import get_config, list_models
 
 DEFAULT_FRAMES = 300
@@ -69,7 +71,9 @@ class SpeedReport:
     timings: List[Timing] = field(default_factory=list)
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``speed`` command to ``commands``; returns its parser (``--targets`` and
+    ``--plot`` are added by :func:`.multi_speed.register`)."""
     parser = commands.add_parser(
         "speed",
         help="time Tracker.update per model against the machine's matmul limit and cv2.TrackerNano",
@@ -100,14 +104,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--markdown", type=Path, default=None, metavar="FILE",
                         help="also write the table as Markdown, with the command that made it")
     parser.set_defaults(run=run)
+    return parser
 
 
-def _thread_counts(text: str) -> List[int]:
-    """``--threads``: comma-separated positive counts, such as ``1,2``."""
+def count_list(text: str, option: str) -> List[int]:
+    """Comma-separated positive counts, such as ``1,2`` (``--threads``, ``--targets``);
+    ``option`` names the option in the error."""
     parts = [part for part in text.split(",") if part.strip()]
     if not parts:
-        raise ValueError(f"--threads: expected comma-separated positive integers, got {text!r}")
-    return [positive_int(part, "--threads") for part in parts]
+        raise ValueError(f"{option}: expected comma-separated positive integers, got {text!r}")
+    return [positive_int(part, option) for part in parts]
 
 
 def _frame_count(text: str) -> Optional[int]:
@@ -144,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     if args.weights is not None and len(models) != 1:
         raise ValueError("--weights applies to exactly one --model")
     report = measure_speed(
-        models, backends=backends, threads=_thread_counts(args.threads),
+        models, backends=backends, threads=count_list(args.threads, "--threads"),
         frames=_frame_count(args.frames), clip=args.clip, weights=args.weights,
         untrained=args.untrained, baseline=not args.no_baseline, progress=not args.json,
     )
@@ -154,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         print(format_report(report))
     if args.markdown is not None:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(format_markdown(report, _command_line(args)))
+        args.markdown.write_text(format_markdown(report, command_line(args)))
     return 0
 
 
@@ -215,7 +221,9 @@ def measure_speed(
                        matmul_gflops=matmul, timings=_compare_with_baseline(timings))
 
 
-def _command_line(args: argparse.Namespace) -> str:
+def command_line(args: argparse.Namespace, extra: Sequence[object] = ()) -> str:
+    """The ``speed`` command that repeats the run of ``args``, with ``extra`` words before
+    ``--markdown``."""
     parts = ["python", "-m", "tracker.benchmark", "speed"]
     for model in args.models or []:
         parts += ["--model", model]
@@ -225,7 +233,7 @@ def _command_line(args: argparse.Namespace) -> str:
             parts += [option, value]
     flags = (("--untrained", args.untrained), ("--no-baseline", args.no_baseline))
     parts += [flag for flag, on in flags if on]
-    parts += ["--markdown", args.markdown]
+    parts += [*extra, "--markdown", args.markdown]
     return quote_command(parts)
 
 
@@ -260,37 +268,45 @@ class _Builder:
     scratch: Path
 
     def build(self, model: str, backend: str, threads: int) -> Tuple[str, api.Tracker]:
+        """A label and a tracker of ``model`` (see :meth:`network`)."""
+        label, config, runner = self.network(model, backend, threads)
+        return label, api.Tracker(config, runner)
+
+    def network(
+        self, model: str, backend: str, threads: int
+    ) -> Tuple[str, ModelConfig, NetworkRunner]:
+        """A label, the config and a runner of ``model``, which several trackers can share."""
         from ..errors import WeightsNotFoundError
 
         # torch's thread count is process-wide: the timing loop sets it around each turn.
-        options = backend_options(backend, threads)
+        session_threads = backend_options(backend, threads).get("threads")
         if self.weights is not None:
-            return f"{model} [{self.weights.name}]", api.build_tracker(
-                model, self.weights, backend=backend, **options
-            )
+            return (f"{model} [{self.weights.name}]",
+                    *api.load_network(model, self.weights, backend, None, session_threads, {}))
         try:
-            return model, api.build_tracker(model, backend=backend, **options)
+            return (model, *api.load_network(model, None, backend, None, session_threads, {}))
         except WeightsNotFoundError as error:
             if not self.untrained:
                 raise WeightsNotFoundError(
                     f"{error} (or pass --untrained to time untrained weights)"
                 ) from None
-        return f"{model} (untrained)", self._untrained(model, backend, threads)
+        config = get_config(model)
+        return f"{model} (untrained)", config, self._untrained(config, backend, threads)
 
-    def _untrained(self, model: str, backend: str, threads: int) -> api.Tracker:
-        """The network's initial weights (exported to the scratch folder for onnxruntime)."""
+    def _untrained(self, config: ModelConfig, backend: str, threads: int) -> NetworkRunner:
+        """A runner of the network's initial weights (exported to the scratch folder for
+        onnxruntime)."""
         from ..backends import onnx_backend, torch_backend
 
-        config = get_config(model)
         runner = torch_backend.untrained_runner(config)
         if backend == "onnxruntime":
             from ..export import export_model
 
-            folder = self.scratch / model
+            folder = self.scratch / config.name
             if not folder.is_dir():
                 export_model(config, runner.network, folder)
             runner = onnx_backend.load_exported(config, folder, threads)
-        return api.Tracker(config, runner)
+        return runner
 
 
 def time_interleaved(
