@@ -667,7 +667,7 @@ def test_readme_multi_replaces_its_section_and_states_its_command(
     monkeypatch.setattr(readme_multi, "measure_multi_speed", fake_measure)
     reports = tmp_path / "r"
     argv = ["--readme", str(multi_page), "--reports", str(reports), "--frames", "3",
-            "--realtime-frames", "7"]
+            "--realtime-frames", "7", "--plot", str(tmp_path / "docs" / "speed.png")]
     assert readme_multi.main(argv) == 0
     text = multi_page.read_text()
     assert text.startswith(f"intro\n{readme_multi.START}\n") and text.endswith(
@@ -688,8 +688,8 @@ def test_readme_multi_replaces_its_section_and_states_its_command(
     assert [(s.models, s.targets, s.frames, s.no_baseline) for s in stated] == [
         (["nanotrack-v2"], "1,2,4,8,16", "7", False),
         (["siamrpnpp-alex", "siamfc-alexnet", "dasiamrpn-otb"], "1,4,16", "3", True)]
-    plot = reports / readme_multi.PLOT_NAME
-    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"`{plot}`" in text
+    plot = tmp_path / "docs" / "speed.png"
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "30 FPS)](docs/speed.png)" in text
     command = text.split("Regenerate this section with `")[1].split("`")[0]
     words = shlex.split(command)
     assert words[:2] == ["python", "tools/readme_multi.py"]

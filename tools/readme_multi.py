@@ -39,7 +39,7 @@ REALTIME_MODELS = ("nanotrack-v2",)
 REALTIME_TARGETS = (1, 2, 4, 8, 16)
 LARGE_MODELS = ("siamrpnpp-alex", "siamfc-alexnet", "dasiamrpn-otb")
 LARGE_TARGETS = (1, 4, 16)
-PLOT_NAME = "multi_target_speed.png"
+PLOT = Path("docs") / "multi_target_speed.png"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the README whose multi-target section is replaced "
                              "(default README.md)")
     parser.add_argument("--reports", type=Path, default=Path("reports"),
-                        help=f"where the tables and {PLOT_NAME} go (default reports/)")
+                        help="where the tables go (default reports/)")
+    parser.add_argument("--plot", type=Path, default=PLOT,
+                        help=f"the plot the README shows (default {PLOT}, committed)")
     parser.add_argument("--frames", type=positive_int, default=20,
                         help="frames timed per larger model and target count (default 20)")
     parser.add_argument("--realtime-frames", type=positive_int, default=200,
@@ -62,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
 def command_line(args: argparse.Namespace) -> str:
     """The command that regenerates the section: every option with the value in effect."""
     return quote_command(["python", "tools/readme_multi.py", "--readme", args.readme,
-                          "--reports", args.reports, "--frames", args.frames,
+                          "--reports", args.reports, "--plot", args.plot,
+                          "--frames", args.frames,
                           "--realtime-frames", args.realtime_frames])
 
 
@@ -98,8 +101,9 @@ def run(args: argparse.Namespace) -> int:
                                                "multi-speed.md")
     large, large_report = multi_markdown(clip, LARGE_MODELS, LARGE_TARGETS, args.frames, False,
                                          args.reports, "multi-speed-large.md")
-    plot = plot_multi_speed([realtime_report, large_report], args.reports / PLOT_NAME,
+    plot = plot_multi_speed([realtime_report, large_report], args.plot,
                             titles=["NanoTrack v2", "larger models"])
+    link = Path(os.path.relpath(plot.resolve(), args.readme.resolve().parent)).as_posix()
     parts = [
         START,
         f"Frame rate with N targets in every frame of {CLIP_NAME} (its box and N - 1 boxes of "
@@ -114,8 +118,8 @@ def run(args: argparse.Namespace) -> int:
         "",
         large.strip(),
         "",
-        f"Frame FPS against the number of targets, both runs: `{plot}` (log scales, dashed "
-        "line at 30 FPS), written by the command below.",
+        f"![Frame FPS against the number of targets, both runs (log scales, dashed line at "
+        f"30 FPS)]({link})",
         "",
         f"Regenerate this section with `{command_line(args)}` (with `TRACKER_WEIGHTS` "
         "pointing at the weights).",
