@@ -24,6 +24,7 @@ from .errors import UnknownTargetError
 from .geometry import Box, box_to_center
 from .inputs import as_bgr_frame, as_box
 from .loops import NetworkRunner, TrackingLoop
+from .loops.base import to_blob
 
 _Group = Tuple[int, ...]
 
@@ -47,6 +48,7 @@ class MultiTracker:
         self._ids = itertools.count()
         self._frame_shape: Optional[Tuple[int, int]] = None
         self._kernels: Dict[_Group, Any] = {}
+        self._buffers: Dict[Tuple[int, ...], np.ndarray] = {}
         self._lock = threading.Lock()
 
     @property
@@ -98,6 +100,7 @@ class MultiTracker:
         with self._lock:
             self._loops.clear()
             self._kernels.clear()
+            self._buffers.clear()
             self._frame_shape = None
 
     def update(self, frame: np.ndarray) -> Dict[int, TrackResult]:
@@ -112,20 +115,20 @@ class MultiTracker:
             if not self._loops:
                 return {}
             check_frame_size(frame, self._frame_shape, "clear() first for a new video")
-            blobs = {target_id: loop.search(frame) for target_id, loop in self._loops.items()}
+            crops = {target_id: loop.search(frame) for target_id, loop in self._loops.items()}
             outputs: Dict[int, Dict[str, np.ndarray]] = {}
-            for group in _groups_by_crop_size(blobs):
-                outputs.update(self._track_group(group, blobs))
+            for group in _groups_by_crop_size(crops):
+                outputs.update(self._track_group(group, crops))
             return {
                 target_id: TrackResult.of(*loop.locate(frame, outputs[target_id]), self.config)
                 for target_id, loop in self._loops.items()
             }
 
     def _track_group(
-        self, group: _Group, blobs: Dict[int, np.ndarray]
+        self, group: _Group, crops: Dict[int, List[np.ndarray]]
     ) -> Dict[int, Dict[str, np.ndarray]]:
         """One network call for the crops of the targets in ``group``, split per target."""
-        counts = [blobs[target_id].shape[0] for target_id in group]
+        counts = [len(crops[target_id]) for target_id in group]
         if len(group) == 1:
             kernel = self._loops[group[0]].kernel
         else:
@@ -133,8 +136,16 @@ class MultiTracker:
             if kernel is None:
                 kernel = self._runner.stack([self._loops[t].kernel for t in group], counts)
                 self._kernels[group] = kernel
-        batch = np.concatenate([blobs[target_id] for target_id in group])
-        outputs = self._runner.track(kernel, batch)
+        patches = [patch for target_id in group for patch in crops[target_id]]
+        height, width = patches[0].shape[:2]
+        shape = (len(patches), 3, height, width)
+        # A buffer per batch shape, reused: a fresh one of some MB each frame costs more to
+        # fault in than to fill.
+        buffer = self._buffers.get(shape)
+        if buffer is None:
+            buffer = self._buffers[shape] = np.empty(shape, np.float32)
+        blob = to_blob(*patches, input_order=self.config.network.input_order, out=buffer)
+        outputs = self._runner.track(kernel, blob)
         starts = np.cumsum([0] + counts)
         return {
             target_id: {name: value[start:end] for name, value in outputs.items()}
@@ -142,11 +153,11 @@ class MultiTracker:
         }
 
 
-def _groups_by_crop_size(blobs: Dict[int, np.ndarray]) -> List[_Group]:
-    """Target ids grouped by the shape of their search crops, in target order."""
+def _groups_by_crop_size(crops: Dict[int, List[np.ndarray]]) -> List[_Group]:
+    """Target ids grouped by the size of their search crops, in target order."""
     groups: Dict[Tuple[int, ...], List[int]] = {}
-    for target_id, blob in blobs.items():
-        groups.setdefault(blob.shape[1:], []).append(target_id)
+    for target_id, patches in crops.items():
+        groups.setdefault(patches[0].shape, []).append(target_id)
     return [tuple(ids) for ids in groups.values()]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Dict, Protocol, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -28,12 +28,18 @@ class NetworkRunner(Protocol):
         for its ``crops[i]`` consecutive crops."""
 
 
-def to_blob(*patches: np.ndarray, input_order: str = "bgr") -> np.ndarray:
-    """Stack uint8 H x W x 3 BGR crops into an N x 3 x H x W float32 network input."""
+def to_blob(
+    *patches: np.ndarray, input_order: str = "bgr", out: Optional[np.ndarray] = None
+) -> np.ndarray:
+    """Stack uint8 H x W x 3 BGR crops into an N x 3 x H x W float32 network input, written
+    into ``out`` when given (a buffer of that shape reused across frames)."""
     batch = np.stack(patches) if len(patches) > 1 else patches[0][None]
     if input_order == "rgb":
         batch = batch[..., ::-1]
-    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
+    if out is None:
+        return np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
+    out[...] = batch.transpose(0, 3, 1, 2)
+    return out
 
 
 def channel_means(frame: np.ndarray) -> np.ndarray:
@@ -46,7 +52,7 @@ class TrackingLoop(ABC):
 
     ``start`` crops the exemplar and computes the kernel. A frame is searched in two halves
     around one network call, so that the crops of many targets can share a call:
-    ``search`` cuts the frame's search crops (a blob), the runner scores them against
+    ``search`` cuts the frame's search crops, the runner scores them (as one blob) against
     ``kernel``, and ``locate`` turns the outputs into the new state and the frame's score
     in [0, 1]; ``step`` does all three. Frames are validated BGR uint8 arrays; states are
     ``(cx, cy, w, h)`` in pixel-index coordinates.
@@ -63,13 +69,14 @@ class TrackingLoop(ABC):
         """Begin tracking the target at ``state`` in ``frame`` (sets :attr:`kernel`)."""
 
     @abstractmethod
-    def search(self, frame: np.ndarray) -> np.ndarray:
-        """The search crops of ``frame`` around the current state, as a network input blob."""
+    def search(self, frame: np.ndarray) -> List[np.ndarray]:
+        """The search crops of ``frame`` around the current state (uint8 H x W x 3, BGR)."""
 
     @abstractmethod
     def locate(self, frame: np.ndarray, outputs: Dict[str, np.ndarray]) -> Tuple[State, float]:
-        """The new state and score from the network's ``outputs`` for :meth:`search`'s blob."""
+        """The new state and score from the network's ``outputs`` for :meth:`search`'s crops."""
 
     def step(self, frame: np.ndarray) -> Tuple[State, float]:
         """Locate the target in ``frame``: search, one network call, locate."""
-        return self.locate(frame, self.runner.track(self.kernel, self.search(frame)))
+        blob = to_blob(*self.search(frame), input_order=self.input_order)
+        return self.locate(frame, self.runner.track(self.kernel, blob))

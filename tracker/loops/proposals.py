@@ -9,7 +9,7 @@ only in how candidates are decoded from the head outputs (anchors vs points).
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Dict, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 
@@ -62,12 +62,11 @@ class ProposalLoop(TrackingLoop):
         self.kernel = self.runner.template(to_blob(z, input_order=self.input_order))
         self._state = state
 
-    def search(self, frame: np.ndarray) -> np.ndarray:
+    def search(self, frame: np.ndarray) -> List[np.ndarray]:
         p = self.params
         cx, cy, w, h = self._state
         side = round(context_size(w, h, p.context_amount) * self._search / p.exemplar_size)
-        x = crop_square(frame, (cx, cy), side, self._search, self._pad, self._rules)
-        return to_blob(x, input_order=self.input_order)
+        return [crop_square(frame, (cx, cy), side, self._search, self._pad, self._rules)]
 
     def locate(self, frame: np.ndarray, outputs: Dict[str, np.ndarray]) -> Tuple[State, float]:
         p = self.params

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Dict, List, Tuple
 
 import cv2
 import numpy as np
@@ -49,16 +49,15 @@ class SiamFCLoop(TrackingLoop):
         self.kernel = self.runner.template(to_blob(z, input_order=self.input_order))
         self._state = state
 
-    def search(self, frame: np.ndarray) -> np.ndarray:
+    def search(self, frame: np.ndarray) -> List[np.ndarray]:
         p = self.params
         cx, cy = self._state[:2]
-        crops = [
+        return [
             crop_square(
                 frame, (cx, cy), round(self._x_size * f), p.instance_size, self._pad, self._rules
             )
             for f in self._scales
         ]
-        return to_blob(*crops, input_order=self.input_order)
 
     def locate(self, frame: np.ndarray, outputs: Dict[str, np.ndarray]) -> Tuple[State, float]:
         p = self.params
