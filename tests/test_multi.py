@@ -299,3 +299,24 @@ def test_exported_graphs_have_a_batch_dimension_that_matches_torch(name):
     alone = runner.track(runner.template(z[1:2]), x[1:2])
     for key, value in expected.items():
         assert_outputs_close(alone[key], value.numpy()[1:2], f"{name} {key}, batch of one")
+
+
+def test_the_eager_cpu_network_takes_a_large_batch_in_passes(monkeypatch):
+    """Ten crops against ten kernels in passes of four: the outputs of one pass each."""
+    from tracker.backends import torch_backend
+
+    runner = TorchRunner(network_for("siamrpnpp-alex"))
+    params = tracker.get_config("siamrpnpp-alex").tracking
+    generator = np.random.default_rng(5)
+    z = (generator.random((10, 3, params.exemplar_size, params.exemplar_size)) * 255).astype(np.float32)
+    x = (generator.random((10, 3, params.instance_size, params.instance_size)) * 255).astype(np.float32)
+    kernel = runner.template(z)
+    calls = []
+    track = runner.network.track
+    monkeypatch.setattr(runner.network, "track", lambda k, s: calls.append(s.shape[0]) or track(k, s))
+    outputs = runner.track(kernel, x)
+    assert calls == [4, 4, 2] and torch_backend.CPU_PASS_CROPS == 4
+    for i in (0, 5, 9):
+        alone = runner.track(tuple(k[i:i + 1] for k in kernel), x[i:i + 1])
+        for name in ("cls", "loc"):
+            np.testing.assert_allclose(outputs[name][i:i + 1], alone[name], rtol=1e-5, atol=1e-5)

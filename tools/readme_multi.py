@@ -21,7 +21,7 @@ from typing import List, Optional, Sequence, Tuple
 if not __package__:  # run as a script: the project root makes the tools package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools.readme_results import CLIP_NAME, SPEED_THREADS, shared_dir
+from tools.readme_results import CLIP_NAME, SPEED_THREADS, marked_text, replace_marked, shared_dir
 from tracker.benchmark.multi_speed import (
     MultiSpeedReport,
     format_multi_markdown,
@@ -89,11 +89,7 @@ def multi_markdown(clip: Path, models: Sequence[str], targets: Sequence[int], fr
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.readme.is_file():
-        raise FileNotFoundError(f"--readme: no such file: {args.readme}")
-    text = args.readme.read_text()
-    if START not in text or END not in text:
-        raise ValueError(f"{args.readme} has no multi-target markers ({START} ... {END})")
+    text = marked_text(args.readme, START, END, "multi-target")
     # Relative to the working directory, so the commands printed in the README run elsewhere too.
     clip = Path(os.path.relpath(shared_dir() / "data" / "clips" / f"{CLIP_NAME}.mp4"))
     realtime, realtime_report = multi_markdown(clip, REALTIME_MODELS, REALTIME_TARGETS,
@@ -125,9 +121,7 @@ def run(args: argparse.Namespace) -> int:
         "pointing at the weights).",
         END,
     ]
-    before, rest = text.split(START, 1)
-    after = rest.split(END, 1)[1]
-    args.readme.write_text(before + "\n".join(parts) + after)
+    replace_marked(args.readme, text, START, END, parts)
     print(f"updated {args.readme}; plot {plot}", file=sys.stderr)
     return 0
 

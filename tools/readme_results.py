@@ -124,12 +124,27 @@ def int8_markdown(otb: Path, clip: Path, export_dir: Path) -> str:
     return comparison.markdown(INT8_MODEL, command)
 
 
+def marked_text(readme: Path, start: str, end: str, section: str) -> str:
+    """``readme``'s text, once it is known to hold the ``section``'s ``start`` and ``end``
+    markers (checked before anything is measured)."""
+    if not readme.is_file():
+        raise FileNotFoundError(f"--readme: no such file: {readme}")
+    text = readme.read_text()
+    if start not in text or end not in text:
+        raise ValueError(f"{readme} has no {section} markers ({start} ... {end})")
+    return text
+
+
+def replace_marked(readme: Path, text: str, start: str, end: str, lines: List[str]) -> None:
+    """Write ``text`` to ``readme`` with ``lines`` in place of its marked section (``lines``
+    start and end with the markers)."""
+    before, rest = text.split(start, 1)
+    after = rest.split(end, 1)[1]
+    readme.write_text(before + "\n".join(lines) + after)
+
+
 def run(args: argparse.Namespace) -> int:
-    if not args.readme.is_file():
-        raise FileNotFoundError(f"--readme: no such file: {args.readme}")
-    text = args.readme.read_text()
-    if START not in text or END not in text:
-        raise ValueError(f"{args.readme} has no Results markers ({START} ... {END})")
+    text = marked_text(args.readme, START, END, "Results")
     # Relative to the working directory, so the command printed in the README runs elsewhere too.
     otb = Path(os.path.relpath(args.otb or shared_dir() / "data" / "otb"))
     trained = [m for m in list_models() if find_weights(m) is not None]
@@ -176,9 +191,7 @@ def run(args: argparse.Namespace) -> int:
         "pointing at the weights; 6 to 15 minutes on 2 cores).",
         END,
     ]
-    before, rest = text.split(START, 1)
-    after = rest.split(END, 1)[1]
-    args.readme.write_text(before + "\n".join(parts) + after)
+    replace_marked(args.readme, text, START, END, parts)
     print(f"updated {args.readme}", file=sys.stderr)
     return 0
 
