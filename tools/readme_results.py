@@ -21,7 +21,7 @@ import os
 import sys
 from pathlib import Path
 
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 from tracker.benchmark.accuracy import data_arguments, evaluate
 from tracker.benchmark.int8 import compare_int8
@@ -196,13 +196,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+def tool_main(
+    parser: argparse.ArgumentParser,
+    run_tool: Callable[[argparse.Namespace], int],
+    argv: Optional[List[str]] = None,
+) -> int:
+    """Parse ``argv`` and run a README generator, user errors as one line and exit status 2."""
+    args = parser.parse_args(argv)
     try:
-        return run(args)
+        return run_tool(args)
     except (TrackerError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return tool_main(build_parser(), run, argv)
 
 
 if __name__ == "__main__":
