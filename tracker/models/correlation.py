@@ -5,8 +5,8 @@ All three are batched: the search batch ``x`` has N items and the kernel batch e
 whole batch, e.g. SiamFC's scale pyramid). None loops over the batch in Python. With a kernel
 per item the correlation is one grouped convolution over the batch (the batch folded into
 the channels). A grouped convolution's group count is a constant of an ONNX graph, so while
-torch exports a graph (:func:`exporting`) the same sums are written as one product per kernel
-tap instead, which holds for any batch size.
+torch exports a graph (:func:`exporting`) the same sums are written as one matrix product over
+the search windows instead (taken by one gather), which holds for any batch size.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def xcorr(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
         kernel = kernel.unsqueeze(1)
     _check(x, kernel, 5, "xcorr")
     if exporting():
-        return _xcorr_by_taps(x, kernel)
+        return _xcorr_by_windows(x, kernel)
     n, c, height, width = x.shape
     b, k = kernel.shape[:2]
     if b == 1:
@@ -54,18 +54,25 @@ def xcorr(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return out.reshape(n, k, out.shape[2], out.shape[3])
 
 
-def _xcorr_by_taps(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """:func:`xcorr` as one batched matrix product per kernel tap (kernel batch = N)."""
+def _windows(x: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
+    """Every kh x kw window of ``x`` (N x C x H x W) as N x C x (kh*kw) x (out_h*out_w), taken
+    by one gather: an exported graph keeps a handful of nodes whatever the kernel size."""
+    n, c, height, width = x.shape
+    out_h, out_w = height - kh + 1, width - kw + 1
+    taps = torch.arange(kh).reshape(kh, 1) * width + torch.arange(kw).reshape(1, kw)
+    places = torch.arange(out_h).reshape(out_h, 1) * width + torch.arange(out_w).reshape(1, out_w)
+    index = taps.reshape(kh * kw, 1) + places.reshape(1, out_h * out_w)
+    return x.reshape(n, c, height * width)[:, :, index]
+
+
+def _xcorr_by_windows(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """:func:`xcorr` as one batched matrix product over the windows (kernel batch = N)."""
     n, c = x.shape[:2]
-    kh, kw = kernel.shape[3:]
+    k, kh, kw = kernel.shape[1], kernel.shape[3], kernel.shape[4]
     out_h, out_w = x.shape[2] - kh + 1, x.shape[3] - kw + 1
-    out = None
-    for i in range(kh):
-        for j in range(kw):
-            window = x[:, :, i:i + out_h, j:j + out_w].reshape(n, c, out_h * out_w)
-            term = torch.matmul(kernel[:, :, :, i, j], window)
-            out = term if out is None else out + term
-    return out.reshape(n, kernel.shape[1], out_h, out_w)
+    windows = _windows(x, kh, kw).reshape(n, c * kh * kw, out_h * out_w)
+    out = torch.matmul(kernel.reshape(n, k, c * kh * kw), windows)
+    return out.reshape(n, k, out_h, out_w)
 
 
 def xcorr_depthwise(x: torch.Tensor, kernel: torch.Tensor, padding: int = 0) -> torch.Tensor:
@@ -76,7 +83,7 @@ def xcorr_depthwise(x: torch.Tensor, kernel: torch.Tensor, padding: int = 0) -> 
     """
     _check(x, kernel, 4, "xcorr_depthwise")
     if exporting():
-        return _depthwise_by_taps(x, kernel, padding)
+        return _depthwise_by_windows(x, kernel, padding)
     n, c, height, width = x.shape
     b = kernel.shape[0]
     weight = kernel.reshape(b * c, 1, kernel.shape[2], kernel.shape[3])
@@ -86,18 +93,15 @@ def xcorr_depthwise(x: torch.Tensor, kernel: torch.Tensor, padding: int = 0) -> 
     return out.reshape(n, c, out.shape[2], out.shape[3])
 
 
-def _depthwise_by_taps(x: torch.Tensor, kernel: torch.Tensor, padding: int) -> torch.Tensor:
-    """:func:`xcorr_depthwise` as one multiply-add per kernel tap (kernel batch = N)."""
+def _depthwise_by_windows(x: torch.Tensor, kernel: torch.Tensor, padding: int) -> torch.Tensor:
+    """:func:`xcorr_depthwise` as one batched product over the windows (kernel batch = N)."""
     if padding:
         x = F.pad(x, (padding,) * 4)
+    n, c = x.shape[:2]
     kh, kw = kernel.shape[2:]
     out_h, out_w = x.shape[2] - kh + 1, x.shape[3] - kw + 1
-    out = None
-    for i in range(kh):
-        for j in range(kw):
-            term = x[:, :, i:i + out_h, j:j + out_w] * kernel[:, :, i:i + 1, j:j + 1]
-            out = term if out is None else out + term
-    return out
+    out = torch.matmul(kernel.reshape(n, c, 1, kh * kw), _windows(x, kh, kw))
+    return out.reshape(n, c, out_h, out_w)
 
 
 def xcorr_pointwise(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
