@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -126,7 +126,8 @@ def build_tracker(
     *,
     backend: str = "torch",
     device: Optional[Any] = None,
-    threads: Optional[int] = None,
+    threads: Optional[Union[int, Sequence[int]]] = None,
+    spinning: Optional[bool] = None,
     **overrides: Any,
 ) -> Tracker:
     """A ready tracker for a model name (``tracker.list_models()``) or a config.
@@ -135,11 +136,14 @@ def build_tracker(
     looks the model's published file up (``$TRACKER_WEIGHTS``, the project's ``weights/``,
     the user cache, then a download where the model's record has a URL).
     ``overrides`` replace tracking hyper-parameters, e.g. ``window_influence=0.4``.
-    ``device`` (torch backend) is a torch device such as ``"cuda:0"``. ``threads`` sets the
-    onnxruntime session's intra-op threads (torch uses ``torch.set_num_threads``, which the
-    library leaves to the caller).
+    ``device`` (torch backend) is a torch device such as ``"cuda:0"``. ``threads`` fixes the
+    onnxruntime session's intra-op threads (a list of counts: each search runs on the one
+    that has been fastest lately) and ``spinning`` whether they spin between operators; ``None`` takes the model record's :class:`~tracker.zoo.CpuPolicy` (NanoTrack:
+    one or two threads, whichever has been faster lately, spinning). Both apply to this
+    tracker's sessions only; torch's pool is process-wide and left to the caller
+    (``torch.set_num_threads``).
     """
-    return Tracker(*load_network(model, weights, backend, device, threads, overrides))
+    return Tracker(*load_network(model, weights, backend, device, threads, overrides, spinning))
 
 
 def load_network(
@@ -147,8 +151,9 @@ def load_network(
     weights: Optional[Union[str, "os.PathLike[str]"]],
     backend: str,
     device: Optional[Any],
-    threads: Optional[int],
+    threads: Optional[Union[int, Sequence[int]]],
     overrides: Dict[str, Any],
+    spinning: Optional[bool] = None,
 ) -> Tuple[ModelConfig, NetworkRunner]:
     """The config (with ``overrides``) and the loaded network runner that
     :func:`build_tracker` and :func:`~tracker.build_multi_tracker` build on."""
@@ -159,7 +164,7 @@ def load_network(
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     load_runner = BACKEND_LOADERS.entry(backend).resolve()
-    return config, load_runner(config, weights, device=device, threads=threads)
+    return config, load_runner(config, weights, device=device, threads=threads, spinning=spinning)
 
 
 def describe(name: str) -> Dict[str, Any]:

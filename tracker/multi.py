@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -167,9 +167,12 @@ def build_multi_tracker(
     *,
     backend: str = "torch",
     device: Optional[Any] = None,
-    threads: Optional[int] = None,
+    threads: Optional[Union[int, Sequence[int]]] = None,
+    spinning: Optional[bool] = None,
     **overrides: Any,
 ) -> MultiTracker:
     """A ready :class:`MultiTracker` with no targets yet; the arguments are those of
     :func:`~tracker.build_tracker`, and every target uses the same tracking ``overrides``."""
-    return MultiTracker(*load_network(model, weights, backend, device, threads, overrides))
+    return MultiTracker(
+        *load_network(model, weights, backend, device, threads, overrides, spinning)
+    )

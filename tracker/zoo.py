@@ -17,6 +17,7 @@ fire. The other models keep 0.5: no trained weights were available here to calib
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
@@ -56,6 +57,34 @@ class Provenance:
 
 
 @dataclass(frozen=True)
+class CpuPolicy:
+    """How the onnxruntime backend runs a model's network on the CPU unless the caller picks
+    (``build_tracker(threads=..., spinning=...)``), chosen from ``speed --load`` runs (README
+    "Speed on a busy CPU").
+
+    ``threads``: the intra-op thread counts to choose from (those above the cores this process
+    may use are dropped); with more than one, each call runs on the count that has been fastest
+    lately (:mod:`tracker.backends.thread_choice`), which is two threads on a quiet 2-core
+    machine and one once another process keeps a core busy. ``spinning``: the pool's threads
+    spin between operators instead of sleeping, which pays for a small network's many short
+    operators on a quiet machine and costs a large one's under load.
+    """
+
+    threads: Tuple[int, ...] = (1, 2)
+    spinning: bool = False
+
+    def thread_counts(self) -> Tuple[int, ...]:
+        """:attr:`threads` that this process's cores allow (at least one count)."""
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        usable = tuple(t for t in self.threads if t <= (cores or 1))
+        return usable or (min(self.threads),)
+
+
+#: NanoTrack: spinning two threads run its search 1.5x faster than sleeping ones when quiet.
+_SMALL_NETWORK_CPU = CpuPolicy(spinning=True)
+
+
+@dataclass(frozen=True)
 class ModelRecord:
     """Everything about one named model."""
 
@@ -65,6 +94,7 @@ class ModelRecord:
     #: How README's model table names the family and describes the network.
     family_label: str
     summary: str
+    cpu: CpuPolicy = CpuPolicy()
 
     @property
     def name(self) -> str:
@@ -87,6 +117,7 @@ class ModelRecord:
             **dataclasses.asdict(self.provenance),
             "artifacts": {a.kind: {k: v for k, v in dataclasses.asdict(a).items() if k != "kind"}
                           for a in self.artifacts},
+            "cpu": {"threads": list(self.cpu.threads), "spinning": self.cpu.spinning},
         }
 
 
@@ -245,7 +276,8 @@ def _nanotrack(
         for kind, file, upstream, sha256, size in files
     )
     return ModelRecord(
-        config, _NANOTRACK, artifacts, "NanoTrack", "MobileNetV3-small, anchor-free; CPU real-time"
+        config, _NANOTRACK, artifacts, "NanoTrack", "MobileNetV3-small, anchor-free; CPU real-time",
+        cpu=_SMALL_NETWORK_CPU,
     )
 
 
@@ -393,6 +425,13 @@ def get_record(name: str) -> ModelRecord:
         raise UnknownNameError(
             f"unknown model {name!r}; known: {', '.join(_RECORDS)}"
         ) from None
+
+
+def cpu_policy(config: ModelConfig) -> CpuPolicy:
+    """The CPU policy of ``config``'s model record, or the default one for a config that no
+    record names."""
+    record = _RECORDS.get(config.name)
+    return record.cpu if record is not None else CpuPolicy()
 
 
 def get_config(name: str) -> ModelConfig:

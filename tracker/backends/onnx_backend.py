@@ -24,6 +24,8 @@ import onnxruntime as ort
 from ..config import ModelConfig
 from ..errors import CheckpointError, WeightsNotFoundError
 from ..weights import cache_dir, resolve_weights
+from ..zoo import cpu_policy
+from .thread_choice import FastestSession
 
 if TYPE_CHECKING:
     import onnx
@@ -39,23 +41,24 @@ def session(
     model: Union[str, bytes, "os.PathLike[str]"],
     threads: Optional[int] = None,
     *,
+    spinning: bool = True,
     origin: str = "in-memory graph",
 ) -> ort.InferenceSession:
     """A CPU inference session with all graph optimisations and ``threads`` intra-op threads.
 
-    ``origin`` names a graph given as bytes in errors (the files it was made from).
+    ``spinning``: the pool's threads spin between the operators of a run instead of sleeping
+    (onnxruntime's ``session.intra_op.allow_spinning``; both settings belong to this session
+    only). ``origin`` names a graph given as bytes in errors (the files it was made from).
     """
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.inter_op_num_threads = 1
-    # Pool threads spin between the operators of a run instead of sleeping: waking a sleeping
-    # thread for each of a small graph's operators cost more than the second thread gained.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+    if not isinstance(spinning, bool):
+        raise ValueError(f"spinning must be True or False, got {spinning!r}")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     if threads is not None:
-        if threads < 1:
-            raise ValueError(f"threads must be at least 1, got {threads}")
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = _thread_count(threads)
     source = model if isinstance(model, bytes) else os.fspath(graph_file(model))
     try:
         return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
@@ -195,8 +198,14 @@ def _check_compatible(config: ModelConfig, exported: Dict[str, Any], sidecar: Pa
 
 
 def load_exported(
-    config: ModelConfig, weights: Union[str, "os.PathLike[str]"], threads: Optional[int] = None
+    config: ModelConfig,
+    weights: Union[str, "os.PathLike[str]"],
+    threads: Optional[Union[int, Sequence[int]]] = None,
+    spinning: bool = True,
 ) -> ExportedRunner:
+    """The runner of an export folder (or its sidecar) on ``threads`` intra-op threads: one
+    count, several to choose from as it runs (:func:`search_session`), or ``None`` for
+    onnxruntime's default."""
     sidecar, content = read_sidecar(weights)
     _check_compatible(config, content, sidecar)
     folder = sidecar.parent
@@ -205,8 +214,31 @@ def load_exported(
         graph = folder / content[part]["file"]
         if not graph.is_file():
             raise FileNotFoundError(f"{sidecar} names {graph}, which does not exist")
-        graphs.append(session(graph, threads))
-    return ExportedRunner(*graphs)
+        graphs.append(graph)
+    template, search = graphs
+    return ExportedRunner(session(template, _most(threads), spinning=spinning),
+                          search_session(search, threads, spinning=spinning))
+
+
+def search_session(
+    model: Union[str, bytes, "os.PathLike[str]"],
+    threads: Optional[Union[int, Sequence[int]]],
+    *,
+    spinning: bool = True,
+    origin: str = "in-memory graph",
+) -> Union[ort.InferenceSession, FastestSession]:
+    """The session of a search graph: :func:`session` for one thread count (or ``None``), a
+    :class:`~tracker.backends.thread_choice.FastestSession` over several."""
+    if threads is None or isinstance(threads, int):
+        return session(model, threads, spinning=spinning, origin=origin)
+    counts = list(dict.fromkeys(threads))
+    sessions = [session(model, count, spinning=spinning, origin=origin) for count in counts]
+    return sessions[0] if len(sessions) == 1 else FastestSession(sessions, counts)
+
+
+def _most(threads: Optional[Union[int, Sequence[int]]]) -> Optional[int]:
+    """The one thread count of the template graph (run once per target): the largest."""
+    return threads if threads is None or isinstance(threads, int) else max(threads)
 
 
 def search_graph_of_pair(backbone: onnx.ModelProto, head: onnx.ModelProto) -> bytes:
@@ -237,10 +269,15 @@ def search_graph_of_pair(backbone: onnx.ModelProto, head: onnx.ModelProto) -> by
     return merged.SerializeToString()
 
 
-def load_published_nanotrack(config: ModelConfig, threads: Optional[int] = None) -> ExportedRunner:
+def load_published_nanotrack(
+    config: ModelConfig,
+    threads: Optional[Union[int, Sequence[int]]] = None,
+    spinning: bool = True,
+) -> ExportedRunner:
     """NanoTrack's published ONNX pair, given a free batch dimension
     (:func:`~tracker.backends.onnx_batch.with_free_batch`): the backbone (free spatial size)
-    makes the kernels from the exemplars; backbone and head joined run every search."""
+    makes the kernels from the exemplars; backbone and head joined run every search.
+    ``threads`` as for :func:`load_exported`."""
     from .onnx_batch import with_free_batch
 
     backbone = resolve_weights(config.name, "onnx_backbone")
@@ -249,8 +286,9 @@ def load_published_nanotrack(config: ModelConfig, threads: Optional[int] = None)
     head_graph = with_free_batch(load_graph(head), origin=str(head))
     search = search_graph_of_pair(backbone_graph, head_graph)
     return ExportedRunner(
-        session(free_spatial_dims(backbone_graph), threads, origin=str(backbone)),
-        session(search, threads, origin=f"{backbone} joined to {head}"),
+        session(free_spatial_dims(backbone_graph), _most(threads), spinning=spinning,
+                origin=str(backbone)),
+        search_session(search, threads, spinning=spinning, origin=f"{backbone} joined to {head}"),
     )
 
 
@@ -259,22 +297,42 @@ def load_runner(
     weights: Optional[Union[str, "os.PathLike[str]"]] = None,
     *,
     device: Optional[Any] = None,
-    threads: Optional[int] = None,
+    threads: Optional[Union[int, Sequence[int]]] = None,
+    spinning: Optional[bool] = None,
 ) -> ExportedRunner:
     """The backend loader: an onnxruntime runner for ``config`` on the CPU.
 
     ``weights``: an export folder (or its ``model.json``). ``None``: NanoTrack uses its
     published ONNX files listed in its model record; other models use the export that
-    ``python -m tracker.export`` wrote into the user cache. ``threads``: intra-op threads.
+    ``python -m tracker.export`` wrote into the user cache. ``threads``: intra-op threads, or
+    several counts that each search call picks the fastest of
+    (:class:`~tracker.backends.thread_choice.FastestSession`); ``spinning``: whether they spin
+    between operators. ``None`` takes the model record's :class:`~tracker.zoo.CpuPolicy`.
     """
     if device is not None:
         raise ValueError(
             f"device applies to the torch backend; the onnxruntime backend runs on the CPU "
             f"(got device={device!r})"
         )
+    policy = cpu_policy(config)
+    if threads is None:
+        counts: Union[int, Tuple[int, ...]] = policy.thread_counts()
+    elif isinstance(threads, (list, tuple)) and threads:
+        counts = tuple(_thread_count(count) for count in threads)
+    else:
+        counts = _thread_count(threads)
+    spinning = policy.spinning if spinning is None else spinning
     if weights is None and config.family == "nanotrack":
-        return load_published_nanotrack(config, threads)
-    return load_exported(config, _export_location(config, weights), threads)
+        return load_published_nanotrack(config, counts, spinning)
+    return load_exported(config, _export_location(config, weights), counts, spinning)
+
+
+def _thread_count(threads: Any) -> int:
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(
+            f"threads must be a whole number of at least 1 (or a list of them), got {threads!r}"
+        )
+    return threads
 
 
 def search_graph_files(

@@ -140,17 +140,23 @@ def load_runner(
     *,
     device: Optional[Union[str, torch.device]] = None,
     threads: Optional[int] = None,
+    spinning: Optional[bool] = None,
 ) -> TorchRunner:
     """The backend loader: build the network of ``config`` on ``device`` and load ``weights``
     (a checkpoint path; ``None`` finds the model's published checkpoint through its
-    model record). ``threads`` is refused: torch's thread count is process-wide, so the library
-    leaves ``torch.set_num_threads`` to the caller."""
+    model record). ``threads`` and ``spinning`` are refused: torch's thread pool is process-wide,
+    so the library leaves ``torch.set_num_threads`` to the caller."""
     from ..weights import resolve_weights
 
     if threads is not None:
         raise ValueError(
             f"threads applies to the onnxruntime backend (got threads={threads!r}); for torch "
             "call torch.set_num_threads yourself, it is shared by the whole process"
+        )
+    if spinning is not None:
+        raise ValueError(
+            f"spinning applies to the onnxruntime backend (got spinning={spinning!r}); torch's "
+            "thread pool is shared by the whole process"
         )
     if weights is None:
         weights = resolve_weights(config.name, "checkpoint")

@@ -27,7 +27,7 @@ from ..config import ModelConfig
 from ..geometry import Box
 from ..loops import NetworkRunner
 from ..multi import MultiTracker
-from . import markdown, speed
+from . import markdown, speed, step_costs
 
 #: The contenders of one model, backend and N, in the order of the table.
 BATCHED, INDEPENDENT, OPENCV = "batched", "independent", "cv2.TrackerNano"
@@ -80,8 +80,13 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """The ``speed`` command: :func:`.speed.run` without ``--targets``; with it,
+    """The ``speed`` command: :func:`.step_costs.run` with ``--steps``, :func:`.speed.run`
+    without ``--targets``; with it,
     :func:`measure_multi_speed`, printed as text or JSON, written as Markdown and plotted."""
+    if args.steps:
+        if args.targets is not None or args.plot is not None:
+            raise ValueError("--steps times one target; leave out --targets and --plot")
+        return step_costs.run(args)
     if args.targets is None:
         if args.plot is not None:
             raise ValueError("--plot applies with --targets")
@@ -89,12 +94,12 @@ def run(args: argparse.Namespace) -> int:
     targets = speed.count_list(args.targets, "--targets")
     models = args.models or ["nanotrack-v2"]
     backends = [b.strip() for b in args.backend.split(",") if b.strip()]
-    speed._check_choices(models, backends, ("--model", "--backend"))
+    speed.check_choices(models, backends, ("--model", "--backend"))
     if args.weights is not None and len(models) != 1:
         raise ValueError("--weights applies to exactly one --model")
     report = measure_multi_speed(
         models, targets=targets, backends=backends,
-        threads=speed.count_list(args.threads, "--threads"), frames=speed._frame_count(args.frames),
+        threads=speed.count_list(args.threads, "--threads"), frames=speed.frame_count(args.frames),
         clip=args.clip, weights=args.weights, untrained=args.untrained,
         baseline=not args.no_baseline, progress=not args.json,
     )
@@ -157,7 +162,7 @@ def measure_multi_speed(
     :func:`plot_multi_speed`).
     """
     models, backends = list(models), list(backends)
-    speed._check_choices(models, backends, ("models", "backends"))
+    speed.check_choices(models, backends, ("models", "backends"))
     if weights is not None and len(models) != 1:
         raise ValueError(f"weights: expected exactly one model, got {len(models)} models")
     if not targets:
@@ -176,7 +181,7 @@ def measure_multi_speed(
                      and speed._opencv_files(m)]
     timings: Dict[Tuple[str, str, str, int, int], MultiTiming] = {}
     with tempfile.TemporaryDirectory(prefix="tracker-speed-") as scratch:
-        builder = speed._Builder(weights, untrained, Path(scratch))
+        builder = speed.Builder(weights, untrained, Path(scratch))
         for thread_count in threads:
             set_thread_pools(thread_count)
             networks = {(model, backend): builder.network(model, backend, thread_count)

@@ -26,13 +26,14 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import api, clips
-from ..cli_args import backend_options, positive_int, quote_command, set_thread_pools
+from ..cli_args import positive_int, quote_command, set_thread_pools
 from . import markdown
 from .flops import network_flops
+from .load import busy_processes
 from ..config import ModelConfig
 from ..geometry import Box
 from ..loops import NetworkRunner
-from ..zoo import get_config, list_models
+from ..zoo import cpu_policy, get_config, list_models
 
 DEFAULT_FRAMES = 300
 WARMUP_FRAMES = 10
@@ -53,6 +54,8 @@ class Timing:
     median_ms: float
     p95_ms: float
     fps: float
+    load: int = 0
+    session: str = "-"
     gflops_per_frame: Optional[float] = None
     achieved_gflops: Optional[float] = None
     limit_ratio: Optional[float] = None
@@ -99,6 +102,20 @@ def register(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--untrained", action="store_true",
                         help="time models whose weights (or onnxruntime export) are not present "
                              "with untrained weights; a network's cost does not depend on its values")
+    parser.add_argument("--load", default="0", metavar="LIST",
+                        help="comma-separated numbers of busy background processes to time under, "
+                             "such as 0,1,2 (each spins on a core; all are stopped when timing "
+                             "ends, also on Ctrl-C; default 0)")
+    parser.add_argument("--thread-choice", choices=("model", "fixed"), default="model",
+                        help="onnxruntime threads: 'model' (default) uses the model's CPU policy "
+                             "(NanoTrack: whichever of 1 or 2 threads has been faster lately) up "
+                             "to --threads; 'fixed' runs exactly --threads")
+    parser.add_argument("--spinning", choices=("model", "on", "off"), default="model",
+                        help="whether onnxruntime's threads spin between operators (default: the "
+                             "model's CPU policy)")
+    parser.add_argument("--steps", action="store_true",
+                        help="time each step of our trackers (crop, blob, network, decode) "
+                             "instead of whole updates")
     parser.add_argument("--no-baseline", action="store_true", help="skip cv2.TrackerNano")
     parser.add_argument("--json", action="store_true", help="print the report as JSON only")
     parser.add_argument("--markdown", type=Path, default=None, metavar="FILE",
@@ -116,7 +133,7 @@ def count_list(text: str, option: str) -> List[int]:
     return [positive_int(part, option) for part in parts]
 
 
-def _frame_count(text: str) -> Optional[int]:
+def frame_count(text: str) -> Optional[int]:
     """``--frames``: a positive count, or ``None`` for 'all'."""
     if text.strip().lower() == "all":
         return None
@@ -126,7 +143,7 @@ def _frame_count(text: str) -> Optional[int]:
         raise ValueError(f"--frames: expected a positive integer or 'all', got {text!r}") from None
 
 
-def _check_choices(models: Sequence[str], backends: Sequence[str], names: Tuple[str, str]) -> None:
+def check_choices(models: Sequence[str], backends: Sequence[str], names: Tuple[str, str]) -> None:
     """Known models and backends; ``names`` are the caller's names of the two arguments, for
     the messages."""
     model_arg, backend_arg = names
@@ -146,13 +163,15 @@ def run(args: argparse.Namespace) -> int:
     (as text or JSON) and written as Markdown with ``--markdown``."""
     models = args.models or ["nanotrack-v2"]
     backends = [b.strip() for b in args.backend.split(",") if b.strip()]
-    _check_choices(models, backends, ("--model", "--backend"))
+    check_choices(models, backends, ("--model", "--backend"))
     if args.weights is not None and len(models) != 1:
         raise ValueError("--weights applies to exactly one --model")
     report = measure_speed(
         models, backends=backends, threads=count_list(args.threads, "--threads"),
-        frames=_frame_count(args.frames), clip=args.clip, weights=args.weights,
+        frames=frame_count(args.frames), clip=args.clip, weights=args.weights,
         untrained=args.untrained, baseline=not args.no_baseline, progress=not args.json,
+        loads=load_list(args.load), thread_choice=args.thread_choice,
+        spinning=spinning_choice(args.spinning),
     )
     if args.json:
         print(json.dumps(asdict(report), indent=2))
@@ -175,23 +194,31 @@ def measure_speed(
     untrained: bool = False,
     baseline: bool = True,
     progress: bool = False,
+    loads: Sequence[int] = (0,),
+    thread_choice: str = "model",
+    spinning: Optional[bool] = None,
 ) -> SpeedReport:
-    """Time ``Tracker.update`` of every model on every backend at every thread count.
+    """Time ``Tracker.update`` of every model on every backend at every thread count and load.
 
     ``frames`` are timed after :data:`WARMUP_FRAMES` warm-up frames (``None``: the whole clip);
     ``clip`` is a video with its ``.txt`` of boxes, or ``None`` for a generated clip.
     ``weights`` applies to the one model; ``untrained`` times models whose weights are absent
     with untrained ones. ``baseline`` adds ``cv2.TrackerNano`` when NanoTrack's ONNX files are
-    present; ``progress`` shows a progress bar per thread count. Nothing is printed or written:
-    the caller formats the report (:func:`format_report`, :func:`format_markdown`).
+    present; ``progress`` shows a progress bar per thread count. ``loads``: numbers of busy
+    background processes (:func:`.load.busy_processes`) to time under, each in turn.
+    ``thread_choice`` and ``spinning`` set the onnxruntime sessions (:class:`SessionChoice`).
+    Nothing is printed or written: the caller formats the report (:func:`format_report`,
+    :func:`format_markdown`).
     """
     models, backends = list(models), list(backends)
-    _check_choices(models, backends, ("models", "backends"))
+    check_choices(models, backends, ("models", "backends"))
     if weights is not None and len(models) != 1:
         raise ValueError(f"weights: expected exactly one model, got {len(models)} models")
     if not threads:
         raise ValueError("threads: expected at least one thread count")
     threads = [positive_int(count, "threads") for count in threads]
+    loads = check_loads(loads)
+    sessions = SessionChoice(thread_choice, spinning)
     if frames is not None:
         frames = positive_int(frames, "frames")
     name, images, box = load_clip(clip, None if frames is None else frames + WARMUP_FRAMES + 1)
@@ -205,17 +232,19 @@ def measure_speed(
     flops = {graph: network_flops(*graph) for graph in dict.fromkeys(graph_of.values())}
     timings = []
     with tempfile.TemporaryDirectory(prefix="tracker-speed-") as scratch:
-        builder = _Builder(weights, untrained, Path(scratch))
-        for count in threads:
+        builder = Builder(weights, untrained, Path(scratch), sessions)
+        for count, load in itertools.product(threads, loads):
             set_thread_pools(count)
-            contenders = [_contender(model, backend, count, images[0], box, builder)
-                          for model, backend in jobs]
-            seconds = time_interleaved(
-                [update for _, update in contenders], images[1:], WARMUP_FRAMES,
-                progress=f"timing on {count} thread(s)" if progress else None,
-            )
+            with busy_processes(load):
+                contenders = [_contender(model, backend, count, images[0], box, builder)
+                              for model, backend in jobs]
+                seconds = time_interleaved(
+                    [update for _, update in contenders], images[1:], WARMUP_FRAMES,
+                    progress=f"timing on {count} thread(s), load {load}" if progress else None,
+                )
             for (model, backend), (label, _), times in zip(jobs, contenders, seconds):
-                timing = summarize(label, backend, count, times)
+                timing = replace(summarize(label, backend, count, times), load=load,
+                                 session=sessions.label(model, backend, count))
                 timings.append(_add_flops(timing, flops[graph_of[model, backend]], limit[count]))
     return SpeedReport(clip=name, frames=len(images) - WARMUP_FRAMES - 1, machine_gflops=limit,
                        matmul_gflops=matmul, timings=_compare_with_baseline(timings))
@@ -231,14 +260,20 @@ def command_line(args: argparse.Namespace, extra: Sequence[object] = ()) -> str:
     for option, value in (("--clip", args.clip), ("--weights", args.weights)):
         if value is not None:
             parts += [option, value]
-    flags = (("--untrained", args.untrained), ("--no-baseline", args.no_baseline))
+    for option, value, default in (("--load", args.load, "0"),
+                                   ("--thread-choice", args.thread_choice, "model"),
+                                   ("--spinning", args.spinning, "model")):
+        if value != default:
+            parts += [option, value]
+    flags = (("--untrained", args.untrained), ("--steps", args.steps),
+             ("--no-baseline", args.no_baseline))
     parts += [flag for flag, on in flags if on]
     parts += [*extra, "--markdown", args.markdown]
     return quote_command(parts)
 
 
 def _contender(
-    model: str, backend: str, threads: int, first_frame: np.ndarray, box: Box, builder: "_Builder"
+    model: str, backend: str, threads: int, first_frame: np.ndarray, box: Box, builder: "Builder"
 ) -> Tuple[str, Callable[[np.ndarray], object]]:
     """A label and an initialised ``update`` for one timed tracker."""
     if backend == "opencv":
@@ -260,12 +295,13 @@ def _add_flops(timing: Timing, flops: Optional[float], limit: float) -> Timing:
 
 
 @dataclass
-class _Builder:
+class Builder:
     """Builds the timed trackers: with ``weights``, from the manifest, or untrained."""
 
     weights: Optional[Path]
     untrained: bool
     scratch: Path
+    sessions: "SessionChoice" = field(default_factory=lambda: SessionChoice())
 
     def build(self, model: str, backend: str, threads: int) -> Tuple[str, api.Tracker]:
         """A label and a tracker of ``model`` (see :meth:`network`)."""
@@ -279,12 +315,12 @@ class _Builder:
         from ..errors import WeightsNotFoundError
 
         # torch's thread count is process-wide: the timing loop sets it around each turn.
-        session_threads = backend_options(backend, threads).get("threads")
+        options = self.sessions.options(model, backend, threads)
         if self.weights is not None:
             return (f"{model} [{self.weights.name}]",
-                    *api.load_network(model, self.weights, backend, None, session_threads, {}))
+                    *api.load_network(model, self.weights, backend, None, overrides={}, **options))
         try:
-            return (model, *api.load_network(model, None, backend, None, session_threads, {}))
+            return (model, *api.load_network(model, None, backend, None, overrides={}, **options))
         except WeightsNotFoundError as error:
             if not self.untrained:
                 raise WeightsNotFoundError(
@@ -305,8 +341,67 @@ class _Builder:
             folder = self.scratch / config.name
             if not folder.is_dir():
                 export_model(config, runner.network, folder)
-            runner = onnx_backend.load_exported(config, folder, threads)
+            runner = onnx_backend.load_exported(
+                config, folder, **self.sessions.options(config.name, backend, threads)
+            )
         return runner
+
+
+@dataclass(frozen=True)
+class SessionChoice:
+    """How the timed onnxruntime sessions run: ``thread_choice`` ``"model"`` takes the model's
+    :class:`~tracker.zoo.CpuPolicy` thread counts up to the timed thread count (the library's
+    default), ``"fixed"`` exactly that count; ``spinning`` ``None`` is the policy's."""
+
+    thread_choice: str = "model"
+    spinning: Optional[bool] = None
+
+    def __post_init__(self) -> None:
+        if self.thread_choice not in ("model", "fixed"):
+            raise ValueError(f"thread_choice: expected 'model' or 'fixed', got {self.thread_choice!r}")
+        if self.spinning is not None and not isinstance(self.spinning, bool):
+            raise ValueError(f"spinning: expected True, False or None, got {self.spinning!r}")
+
+    def options(self, model: str, backend: str, threads: int) -> Dict[str, object]:
+        """``load_network``'s ``threads`` and ``spinning`` for ``model`` on ``backend``."""
+        if backend != "onnxruntime":
+            return {"threads": None}
+        policy = cpu_policy(get_config(model))
+        counts = tuple(t for t in policy.thread_counts() if t <= threads)
+        chosen = counts if self.thread_choice == "model" and len(counts) > 1 else threads
+        spinning = policy.spinning if self.spinning is None else self.spinning
+        return {"threads": chosen, "spinning": spinning}
+
+    def label(self, model: str, backend: str, threads: int) -> str:
+        """The table's ``session`` cell: thread counts and spinning ("-" for other backends)."""
+        options = self.options(model, backend, threads)
+        if backend != "onnxruntime":
+            return "-"
+        counts = options["threads"]
+        chosen = (f"fastest of {','.join(map(str, counts))}" if isinstance(counts, tuple)
+                  else f"{counts} fixed")
+        return f"{chosen}, {'spinning' if options['spinning'] else 'sleeping'}"
+
+
+def load_list(text: str) -> List[int]:
+    """``--load``: comma-separated numbers of busy processes, 0 or more each."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts or not all(part.isdigit() for part in parts):
+        raise ValueError(f"--load: expected comma-separated whole numbers such as 0,1,2, got {text!r}")
+    return [int(part) for part in parts]
+
+
+def check_loads(loads: Sequence[int]) -> List[int]:
+    """``loads`` as a list of whole numbers >= 0 (``ValueError`` naming ``loads`` otherwise)."""
+    loads = list(loads)
+    if not loads or any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in loads):
+        raise ValueError(f"loads: expected one or more whole numbers >= 0, got {loads!r}")
+    return loads
+
+
+def spinning_choice(text: str) -> Optional[bool]:
+    """``--spinning``: ``model`` -> ``None`` (the policy's), ``on`` / ``off``."""
+    return {"model": None, "on": True, "off": False}[text]
 
 
 def time_interleaved(
@@ -353,9 +448,9 @@ def summarize(label: str, backend: str, threads: int, seconds: Sequence[float]) 
 def _compare_with_baseline(timings: Sequence[Timing]) -> List[Timing]:
     """``timings`` with their FPS over the baseline's at the same thread count, where there is
     one."""
-    baselines = {t.threads: t.fps for t in timings if t.backend == "opencv"}
-    return [replace(t, vs_baseline=t.fps / baselines[t.threads]) if t.threads in baselines else t
-            for t in timings]
+    baselines = {(t.threads, t.load): t.fps for t in timings if t.backend == "opencv"}
+    return [replace(t, vs_baseline=t.fps / baselines[t.threads, t.load])
+            if (t.threads, t.load) in baselines else t for t in timings]
 
 
 def _cell(value: Optional[float], spec: str, suffix: str = "") -> str:
@@ -363,9 +458,12 @@ def _cell(value: Optional[float], spec: str, suffix: str = "") -> str:
 
 
 #: Columns of the text and the Markdown table; the last one only in a run with the baseline.
-TABLE_HEADER = ("tracker", "backend", "threads", "median ms", "p95 ms", "FPS", "GFLOP/frame",
-                "GFLOP/s", "of limit", "vs cv2.TrackerNano")
-BASELINE_NOTE = "'vs cv2.TrackerNano' = FPS / cv2.TrackerNano's FPS at the same thread count"
+TABLE_HEADER = ("tracker", "backend", "threads", "load", "session", "median ms", "p95 ms", "FPS",
+                "GFLOP/frame", "GFLOP/s", "of limit", "vs cv2.TrackerNano")
+BASELINE_NOTE = ("'vs cv2.TrackerNano' = FPS / cv2.TrackerNano's FPS at the same thread count "
+                 "and load")
+LOAD_NOTE = ("load = busy background processes while timing; session = onnxruntime's intra-op "
+             "threads and whether they spin")
 
 
 def _has_baseline(report: SpeedReport) -> bool:
@@ -382,7 +480,8 @@ def table_rows(report: SpeedReport) -> List[List[str]]:
     """One row of :func:`table_header` cells per timing."""
     columns = len(table_header(report))
     return [
-        [t.tracker, t.backend, str(t.threads), f"{t.median_ms:.2f}", f"{t.p95_ms:.2f}",
+        [t.tracker, t.backend, str(t.threads), str(t.load), t.session, f"{t.median_ms:.2f}",
+         f"{t.p95_ms:.2f}",
          f"{t.fps:.1f}", _cell(t.gflops_per_frame, ".3f"), _cell(t.achieved_gflops, ".1f"),
          _cell(None if t.limit_ratio is None else 100 * t.limit_ratio, ".1f", "%"),
          _cell(t.vs_baseline, ".2f", "x")][:columns]
@@ -411,7 +510,7 @@ def format_report(report: SpeedReport) -> str:
         "",
         "FPS = timed frames / their total time; trackers timed in turns over "
         f"{ROUNDS} rounds; 'of limit' = FLOPs per frame x FPS / the matmul limit "
-        f"({LIMIT_NOTE}){_baseline_note(report)}.",
+        f"({LIMIT_NOTE}); {LOAD_NOTE}{_baseline_note(report)}.",
     ])
 
 
@@ -430,7 +529,7 @@ def format_markdown(report: SpeedReport, command: str) -> str:
         f"over {report.frames} frames of {Path(report.clip).name} "
         f"after {WARMUP_FRAMES} warm-up frames, the trackers timed in turns over {ROUNDS} rounds; "
         f"FPS = frames / total time; fp32 matmul limit {_limits(report)}; 'of limit' = FLOPs per "
-        f"frame x FPS / that limit ({LIMIT_NOTE}){_baseline_note(report)}.",
+        f"frame x FPS / that limit ({LIMIT_NOTE}); {LOAD_NOTE}{_baseline_note(report)}.",
         "",
     ])
 

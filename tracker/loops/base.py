@@ -33,12 +33,14 @@ def to_blob(
 ) -> np.ndarray:
     """Stack uint8 H x W x 3 BGR crops into an N x 3 x H x W float32 network input, written
     into ``out`` when given (a buffer of that shape reused across frames)."""
-    batch = np.stack(patches) if len(patches) > 1 else patches[0][None]
-    if input_order == "rgb":
-        batch = batch[..., ::-1]
+    height, width = patches[0].shape[:2]
     if out is None:
-        return np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
-    out[...] = batch.transpose(0, 3, 1, 2)
+        out = np.empty((len(patches), 3, height, width), dtype=np.float32)
+    order = (2, 1, 0) if input_order == "rgb" else (0, 1, 2)
+    for item, patch in enumerate(patches):
+        # One plane per channel: cv2.split is about twice as fast as a strided transpose.
+        for channel, plane in zip(order, cv2.split(patch)):
+            out[item, channel] = plane
     return out
 
 
