@@ -135,34 +135,37 @@ def test_the_fastest_thread_count_takes_the_calls_and_a_change_of_load_is_notice
     one, two = _FakeSession("one", 0.004), _FakeSession("two", 0.001)
     fastest = FastestSession([one, two], [1, 2])
     assert fastest.get_inputs() == one.get_inputs() and fastest.get_outputs() == one.get_outputs()
-    trial = 2 * (thread_choice.HISTORY + 1)
-    for _ in range(trial):
+    for _ in range(2 * thread_choice.PROBE_CALLS):
         fastest.run(["cls"], _feeds())
-    assert (one.calls, two.calls) == (thread_choice.HISTORY + 1,) * 2
+    assert (one.calls, two.calls) == (thread_choice.PROBE_CALLS,) * 2
     assert fastest.threads == 2
     for _ in range(thread_choice.PROBE_EVERY - 1):
         assert fastest.run(["cls"], _feeds()) == ["two"]
-    assert one.calls == thread_choice.HISTORY + 1
+    assert one.calls == thread_choice.PROBE_CALLS
     # A busy core: two threads now take longer than one. The next round of trying notices.
     two.seconds = 0.008
     calls = 0
     while fastest.threads == 2:
         fastest.run(["cls"], _feeds())
         calls += 1
-    # The round of trying is due at once; two threads lose once most of their history is slow.
-    assert calls == 1 + thread_choice.PROBE_CALLS + thread_choice.HISTORY // 2
-    before = two.calls
-    answers = [fastest.run(["cls"], _feeds())[0]
-               for _ in range(thread_choice.PROBE_EVERY + thread_choice.PROBE_CALLS)]
-    assert answers.count("two") == two.calls - before == thread_choice.PROBE_CALLS
+    # The round of trying is due at once; two threads lose once their history is slow enough.
+    assert calls <= 1 + thread_choice.PROBE_CALLS + thread_choice.HISTORY
+    # Rounds of trying: the first PROBE_EVERY calls after the change, then each round that
+    # confirms the choice doubles the wait before the next one.
+    answers = [fastest.run(["cls"], _feeds())[0] for _ in range(8 * thread_choice.PROBE_EVERY)]
+    starts = [i for i, a in enumerate(answers) if a == "two" and (i == 0 or answers[i - 1] == "one")]
+    assert all(answers[i:i + thread_choice.PROBE_CALLS] == ["two"] * thread_choice.PROBE_CALLS
+               for i in starts)
+    assert answers.count("two") == len(starts) * thread_choice.PROBE_CALLS
+    gaps = [b - a - thread_choice.PROBE_CALLS for a, b in zip(starts, starts[1:])]
+    assert gaps == [2 * thread_choice.PROBE_EVERY, 4 * thread_choice.PROBE_EVERY]
     assert fastest.threads == 1
-    assert set(fastest.chosen()) == {1, 2} and fastest.chosen()[1] < fastest.chosen()[2]
 
 
 def test_the_thread_choice_compares_time_per_batch_item():
     one, two = _FakeSession("one", 0.002), _FakeSession("two", 0.001)
     fastest = FastestSession([one, two], [1, 2])
-    for batch in [1] * (thread_choice.HISTORY + 1) + [4] * (thread_choice.HISTORY + 1):
+    for batch in [1] * thread_choice.PROBE_CALLS + [4] * thread_choice.PROBE_CALLS:
         fastest.run(["cls"], _feeds(batch))
     assert fastest.threads == 2
 

@@ -7,25 +7,30 @@ busy CPU"). No fixed count is right for both, and a robot's load changes while i
 :class:`FastestSession` keeps one session per thread count (onnxruntime computes the same
 outputs bit for bit at any count: MLAS splits the work, never a sum) and sends each call to
 the count whose recent calls took least time per batch item, trying the others for a few calls
-now and then so that a change of load is noticed within a few hundred calls.
+now and then (less often while the choice holds) so that a change of load is noticed within a
+few hundred to a few thousand calls.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Deque, Dict, List, Sequence
+from typing import Deque, Dict, List, Sequence, Tuple
 
 import numpy as np
 import onnxruntime as ort
 
-#: Calls between two rounds of trying the other thread counts.
+#: Calls between two rounds of trying the other thread counts, right after a change of count;
+#: each round that confirms the count doubles the wait, up to :data:`LONGEST_WAIT`.
 PROBE_EVERY = 128
-#: Calls per thread count in a round of trying (the first one after a pause is not counted:
-#: its pool has been asleep and its caches hold the other session's weights).
-PROBE_CALLS = 3
-#: Recent calls per thread count whose median decides.
-HISTORY = 5
+LONGEST_WAIT = 2048
+#: Calls per thread count in a round of trying, also the first round (the first call after a
+#: pause is not counted: its pool has been asleep and its caches hold the other session's
+#: weights).
+PROBE_CALLS = 4
+#: Recent calls per thread count whose mean (less the slowest one) decides: the mean, because
+#: a frame rate is frames over total time, and a loaded core shows as a long tail of slow calls.
+HISTORY = 6
 
 
 class FastestSession:
@@ -44,8 +49,9 @@ class FastestSession:
         self._current = len(sessions) - 1
         # (session, counted) calls still to make before choosing again: first every count in
         # turn until each has a history, then a round of trying every PROBE_EVERY calls.
-        self._plan: List[tuple] = self._trial(HISTORY + 1)
+        self._plan: List[Tuple[int, bool]] = self._trial(PROBE_CALLS)
         self._since_probe = 0
+        self._wait = PROBE_EVERY
 
     @property
     def threads(self) -> int:
@@ -53,8 +59,8 @@ class FastestSession:
         return self._threads[self._current]
 
     def chosen(self) -> Dict[int, float]:
-        """The median seconds per batch item each thread count took lately (for reports)."""
-        return {t: float(np.median(s)) for t, s in zip(self._threads, self._seconds) if s}
+        """The seconds per batch item each thread count took lately, as compared (for reports)."""
+        return {t: _typical(s) for t, s in zip(self._threads, self._seconds) if s}
 
     def get_inputs(self) -> list:
         return self._sessions[0].get_inputs()
@@ -68,7 +74,7 @@ class FastestSession:
         else:
             index, counted = self._current, True
             self._since_probe += 1
-            if self._since_probe >= PROBE_EVERY:
+            if self._since_probe >= self._wait:
                 self._since_probe = 0
                 self._plan = self._trial(PROBE_CALLS, skip=self._current)
         items = max(len(value) for value in feeds.values())
@@ -77,14 +83,26 @@ class FastestSession:
         if counted:
             self._seconds[index].append((time.perf_counter() - begin) / items)
         if not self._plan:
-            self._current = self._fastest()
+            fastest = self._fastest()
+            if fastest != self._current:
+                self._current, self._wait = fastest, PROBE_EVERY
+            elif index != self._current:
+                self._wait = min(2 * self._wait, LONGEST_WAIT)
         return outputs
 
-    def _trial(self, calls: int, skip: int = -1) -> List[tuple]:
-        """Each session but ``skip`` for ``calls`` calls, its first one uncounted."""
-        return [(index, call > 0) for index in range(len(self._sessions)) if index != skip
-                for call in range(calls)]
+    def _trial(self, calls: int, skip: int = -1) -> List[Tuple[int, bool]]:
+        """Each session but ``skip`` for ``calls`` calls, its first one uncounted; their old
+        times are forgotten, so that only fresh ones are compared with the current count's."""
+        tried = [index for index in range(len(self._sessions)) if index != skip]
+        for index in tried:
+            self._seconds[index].clear()
+        return [(index, call > 0) for index in tried for call in range(calls)]
 
     def _fastest(self) -> int:
-        medians = [np.median(s) if s else np.inf for s in self._seconds]
-        return int(np.argmin(medians))
+        return int(np.argmin([_typical(s) if s else np.inf for s in self._seconds]))
+
+
+def _typical(seconds: Deque[float]) -> float:
+    """The mean of ``seconds`` less the slowest (one descheduling must not decide)."""
+    values = sorted(seconds)
+    return float(np.mean(values[:-1] if len(values) > 2 else values))
