@@ -24,7 +24,7 @@ from typing import Callable, Optional, Sequence, Tuple
 import cv2
 
 import tracker
-from tracker.cli_args import parse_box, positive_int
+from tracker.cli_args import apply_thread_policy, parse_box, positive_int
 
 Box = Tuple[float, float, float, float]
 #: Called once per tracked frame with the frame number (the init frame is 0, the first tracked
@@ -87,6 +87,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"error: cannot open camera {args.camera}", file=sys.stderr)
             return 2
         try:
+            apply_thread_policy(args.model, "torch", None)  # the model's torch threads
             trk = tracker.build_tracker(args.model)
             frames = follow(capture, trk, args.init, print_box, stop, args.max_frames)
         except (tracker.TrackerError, ValueError) as error:

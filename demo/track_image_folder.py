@@ -20,7 +20,7 @@ from typing import List, Optional, Sequence, Tuple
 import cv2
 
 import tracker
-from tracker.cli_args import parse_box
+from tracker.cli_args import apply_thread_policy, parse_box
 from tracker.image_files import list_images
 
 Box = Tuple[float, float, float, float]
@@ -72,6 +72,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         box = parse_box(args.init, "--init") if args.init else otb_first_box(args.folder)
         if box is None:
             raise ValueError("pass --init x,y,w,h (the folder has no groundtruth_rect.txt)")
+        apply_thread_policy(args.model, "torch", None)  # the model's torch threads
         trk = tracker.build_tracker(args.model)
         start = time.perf_counter()
         boxes = track_frames(trk, files, box)

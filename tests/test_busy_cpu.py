@@ -209,9 +209,10 @@ def test_trackers_on_the_default_and_on_fixed_threads_give_the_same_boxes():
 
 def test_the_models_cpu_policies():
     for version in (1, 2, 3):
-        assert get_record(f"nanotrack-v{version}").cpu == CpuPolicy(threads=(1, 2), spinning=True)
+        assert get_record(f"nanotrack-v{version}").cpu == CpuPolicy((1, 2), True, torch_threads=1)
     assert get_record("siamrpnpp-alex").cpu == CpuPolicy(threads=(1, 2), spinning=False)
-    assert tracker.describe("nanotrack-v2")["cpu"] == {"threads": [1, 2], "spinning": True}
+    assert tracker.describe("nanotrack-v2")["cpu"] == {"threads": [1, 2], "spinning": True,
+                                                      "torch_threads": 1}
     custom = tracker.get_config("nanotrack-v2").__class__.from_dict(
         {**tracker.get_config("nanotrack-v2").to_dict(), "name": "my-nanotrack"})
     assert cpu_policy(custom) == CpuPolicy()
@@ -333,3 +334,24 @@ def test_measure_speed_refuses_bad_loads():
         speed.measure_speed(loads=[-1], frames=2)
     with pytest.raises(ValueError, match="thread_choice: expected 'model' or 'fixed'"):
         speed.SessionChoice("auto")
+
+
+def test_commands_and_examples_set_the_models_torch_threads_unless_told():
+    import torch
+
+    from tracker.cli_args import apply_thread_policy
+
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert apply_thread_policy("siamfc-alexnet", "torch", None) is None
+        assert torch.get_num_threads() == 2
+        assert apply_thread_policy("nanotrack-v2", "onnxruntime", None) is None
+        assert torch.get_num_threads() == 2
+        assert apply_thread_policy("nanotrack-v2", "torch", None) == 1
+        assert torch.get_num_threads() == 1
+        assert apply_thread_policy("nanotrack-v2", "torch", 2) == 2
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
+    assert tracker.describe("nanotrack-v3")["cpu"]["torch_threads"] == 1

@@ -82,6 +82,26 @@ def backend_options(backend: str, threads: Optional[int]) -> Dict[str, int]:
     return {"threads": threads} if backend == "onnxruntime" and threads else {}
 
 
+def apply_thread_policy(model: str, backend: str, threads: Optional[int]) -> Optional[int]:
+    """Thread pools for a command or an application tracking ``model`` on ``backend``:
+    ``threads`` when given (:func:`set_thread_pools`); else, on torch, the model record's
+    ``CpuPolicy.torch_threads`` (NanoTrack: 1), torch's pool being process-wide and so the
+    application's to set. Returns the torch thread count set, if any."""
+    if threads:
+        set_thread_pools(threads, torch=backend == "torch")
+        return threads if backend == "torch" else None
+    if backend != "torch":
+        return None
+    from .zoo import cpu_policy, get_config
+
+    count = cpu_policy(get_config(model)).torch_threads
+    if count:
+        import torch as torch_module
+
+        torch_module.set_num_threads(count)
+    return count
+
+
 def set_thread_pools(count: int, *, torch: bool = True) -> None:
     """Set OpenCV's and (when ``torch``) torch's process-wide thread pools to ``count``."""
     import cv2

@@ -67,11 +67,14 @@ class CpuPolicy:
     lately (:mod:`tracker.backends.thread_choice`), which is two threads on a quiet 2-core
     machine and one once another process keeps a core busy. ``spinning``: the pool's threads
     spin between operators instead of sleeping, which pays for a small network's many short
-    operators on a quiet machine and costs a large one's under load.
+    operators on a quiet machine and costs a large one's under load. ``torch_threads``: the
+    torch thread count the commands and examples set for this model when not told otherwise
+    (``None``: torch's own default); the library itself never sets it, it is process-wide.
     """
 
     threads: Tuple[int, ...] = (1, 2)
     spinning: bool = False
+    torch_threads: Optional[int] = None
 
     def thread_counts(self) -> Tuple[int, ...]:
         """:attr:`threads` that this process's cores allow (at least one count)."""
@@ -80,8 +83,9 @@ class CpuPolicy:
         return usable or (min(self.threads),)
 
 
-#: NanoTrack: spinning two threads run its search 1.5x faster than sleeping ones when quiet.
-_SMALL_NETWORK_CPU = CpuPolicy(spinning=True)
+#: NanoTrack: spinning two threads run its search 1.5x faster than sleeping ones when quiet;
+#: on torch one thread beats two, quiet (5 against 6 ms) and loaded (5 against 15 ms).
+_SMALL_NETWORK_CPU = CpuPolicy(spinning=True, torch_threads=1)
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,8 @@ class ModelRecord:
             **dataclasses.asdict(self.provenance),
             "artifacts": {a.kind: {k: v for k, v in dataclasses.asdict(a).items() if k != "kind"}
                           for a in self.artifacts},
-            "cpu": {"threads": list(self.cpu.threads), "spinning": self.cpu.spinning},
+            "cpu": {"threads": list(self.cpu.threads), "spinning": self.cpu.spinning,
+                    "torch_threads": self.cpu.torch_threads},
         }
 
 

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from ..api import BACKENDS
-from ..cli_args import backend_options, parse_box, positive_int, set_thread_pools
+from ..cli_args import apply_thread_policy, backend_options, parse_box, positive_int
 from ..errors import TrackerError
 from ..geometry import Box
 from ..inputs import as_box
@@ -258,9 +258,8 @@ def _headless_reason(args: argparse.Namespace, has_box: bool) -> Optional[str]:
 
 
 def _load_tracker(model: str, reason: str, args: argparse.Namespace) -> MultiTracker:
-    if args.threads:
-        set_thread_pools(args.threads, torch=args.backend == "torch")
-    print(_model_line(model, reason, args), flush=True)
+    torch_threads = apply_thread_policy(model, args.backend, args.threads)
+    print(_model_line(model, reason, args, torch_threads), flush=True)
     return build_multi_tracker(model, args.weights, backend=args.backend,
                                **backend_options(args.backend, args.threads))
 
@@ -274,10 +273,15 @@ def _select_targets(window: Optional[Window], frame: np.ndarray) -> List[Box]:
     return boxes
 
 
-def _model_line(model: str, reason: str, args: argparse.Namespace) -> str:
+def _model_line(
+    model: str, reason: str, args: argparse.Namespace, torch_threads: Optional[int] = None
+) -> str:
     details = [args.backend, reason]
     if args.threads:
         details.append(f"{args.threads} thread{'s' if args.threads > 1 else ''}")
+    elif torch_threads:
+        details.append(f"{torch_threads} torch thread{'s' if torch_threads > 1 else ''} "
+                       "(the model's default)")
     weights = args.weights or (find_weights(model) if args.backend == "torch" else None)
     if weights:
         details.append(f"weights {weights}")
