@@ -9,16 +9,18 @@ import csv
 import shutil
 import tempfile
 from dataclasses import dataclass, replace
+import multiprocessing
+from concurrent.futures import Future, ProcessPoolExecutor
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import cv2
 import numpy as np
 import torch
 
 import tracker
-from tests.conftest import shared_path
+from tests.conftest import shared_dir, shared_path
 from tests.parity import recipe_weights
 from tracker.api import Tracker
 from tracker.backends.torch_backend import TorchRunner
@@ -36,6 +38,9 @@ class Steps:
     init_columns: Tuple[str, ...] = ("init_x", "init_y", "init_w", "init_h")
     shift: float = 0.0
     one_per_sequence: bool = False
+    #: The export is checked on each sequence's first and last row only (a slow model whose
+    #: rows still cover every search size it picks).
+    export_ends_only: bool = False
 
 
 _MOBILEV2_STEPS = Steps(("pysot", "siamrpn_mobilev2_l234_dwxcorr", "steps.csv"), "sequence", "t")
@@ -52,7 +57,8 @@ STEPS = {
     "siamrpnpp-r50-otb": replace(_MOBILEV2_STEPS, one_per_sequence=True),
     "dasiamrpn-otb": _DASIAMRPN_OTB_STEPS,
     "dasiamrpn-vot": _DASIAMRPN_OTB_STEPS,
-    "dasiamrpn-big": Steps(("dasiamrpn", "dasiamrpn_big", "steps.csv"), "sequence", "frame"),
+    "dasiamrpn-big": Steps(("dasiamrpn", "dasiamrpn_big", "steps.csv"), "sequence", "frame",
+                           export_ends_only=True),
     **{f"nanotrack-v{v}": Steps(("nanotrack", f"steps_v{v}.csv"), "seq", "frame") for v in (1, 2, 3)},
 }
 #: Weights under the shared folder: a checkpoint, or a DaSiamRPN recipe folder. The ResNet-50
@@ -102,12 +108,25 @@ class StepResults(NamedTuple):
     search_sizes: np.ndarray  # the search crop size the loop chose at init
 
 
-def step_results(trk: Tracker, name: str) -> StepResults:
-    """``trk`` on every row: ``init`` on frame t-1 with the row's box, one ``update`` on
-    frame t."""
+def export_rows(name: str) -> List[int]:
+    """Indices of the rows ``name``'s export is checked on: all, or with ``export_ends_only``
+    each sequence's first and last."""
+    steps = STEPS[name]
+    sequences = [row[steps.sequence_column] for row in step_rows(name)]
+    if not steps.export_ends_only:
+        return list(range(len(sequences)))
+    return [i for i, sequence in enumerate(sequences)
+            if i == 0 or i == len(sequences) - 1 or sequence != sequences[i - 1]
+            or sequence != sequences[i + 1]]
+
+
+def step_results(trk: Tracker, name: str, rows: Optional[List[int]] = None) -> StepResults:
+    """``trk`` on every row (or the ``rows`` indices): ``init`` on frame t-1 with the row's
+    box, one ``update`` on frame t."""
     steps = STEPS[name]
     boxes, scores, search_sizes = [], [], []
-    for row in step_rows(name):
+    chosen = step_rows(name)
+    for row in (chosen if rows is None else [chosen[i] for i in rows]):
         t = int(row[steps.frame_column])
         x, y, w, h = (float(row[c]) for c in steps.init_columns)
         sequence = row[steps.sequence_column]
@@ -126,19 +145,40 @@ def torch_step_results(name: str) -> StepResults:
 
 
 _EXPORT_ROOT: List[Path] = []
+_EXPORT_POOL: List[ProcessPoolExecutor] = []
+_EXPORTS: Dict[str, "Future[Path]"] = {}
 
 
 def exported(name: str) -> Path:
     """The export folder of :func:`network_for`'s network, written once per test session into
-    a temporary folder (the contract and the ONNX parity tests share it)."""
+    a temporary folder (the contract and the ONNX parity tests share it).
+
+    Exports are torch's single-threaded tracing, 5 to 40 s each: two worker processes write
+    them, the one asked for and the next model's in ``list_models`` order (the order the
+    contract tests ask in), so that both cores work while a test waits for its export.
+    """
+    if name in WEIGHTS:
+        shared_path(*WEIGHTS[name])  # skips here, not in a worker, when the weights are absent
     if not _EXPORT_ROOT:
         _EXPORT_ROOT.append(Path(tempfile.mkdtemp(prefix="tracker-exports-")))
         atexit.register(shutil.rmtree, _EXPORT_ROOT[0], True)
-    return _export_once(name, _EXPORT_ROOT[0])
+        pool = ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
+        _EXPORT_POOL.append(pool)
+        atexit.register(pool.shutdown, wait=False, cancel_futures=True)
+    models = list(tracker.list_models())
+    following = models[models.index(name) + 1:models.index(name) + 2] if name in models else []
+    for wanted in [name] + [m for m in following if m not in WEIGHTS or _has_weights(m)]:
+        if wanted not in _EXPORTS:
+            _EXPORTS[wanted] = _EXPORT_POOL[0].submit(_export_into, wanted, _EXPORT_ROOT[0])
+    return _EXPORTS[name].result()
 
 
-@lru_cache(maxsize=None)
-def _export_once(name: str, root: Path) -> Path:
+def _has_weights(name: str) -> bool:
+    return shared_dir().joinpath(*WEIGHTS[name]).exists()
+
+
+def _export_into(name: str, root: Path) -> Path:
+    """Worker process: write ``name``'s export under ``root``."""
     from tracker.export import export_model
 
     folder = root / name
