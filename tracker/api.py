@@ -14,7 +14,7 @@ from .config import FAMILIES, ModelConfig
 from .errors import NotInitializedError
 from .geometry import Box, box_to_center, center_to_box
 from .inputs import as_bgr_frame, as_box
-from .loops import NetworkRunner, TrackingLoop
+from .loops import LongTermLoop, NetworkRunner, TrackingLoop
 from .loops.base import State
 from .zoo import get_config, get_record
 
@@ -28,21 +28,28 @@ class TrackResult:
 
     ``box``: ``(x, y, w, h)`` floats, pixels, (0, 0) = top-left corner of the frame.
     ``score``: confidence in [0, 1] (foreground probability for RPN/NanoTrack models,
-    sigmoid of the response peak for SiamFC). ``lost``: ``score`` is below the model's
-    ``lost_threshold``; the box is then the tracker's best guess, kept for re-acquisition.
+    sigmoid of the response peak for SiamFC; while searching, the best re-detection
+    candidate's). ``lost``: ``score`` is below the model's ``lost_threshold``, or the tracker
+    is searching; the box is then the tracker's best guess (with ``long_term``, the last
+    confident box, held). ``searching``: a long-term tracker has lost the target and is
+    re-detecting it (always false with ``long_term=False``).
     """
 
     box: Box
     score: float
     lost: bool
+    searching: bool = False
 
     @classmethod
-    def of(cls, state: State, score: float, config: ModelConfig) -> "TrackResult":
+    def of(
+        cls, state: State, score: float, config: ModelConfig, searching: bool = False
+    ) -> "TrackResult":
         """The result for a loop's ``(cx, cy, w, h)`` state and score."""
         return cls(
             box=tuple(float(v) for v in center_to_box(*state)),
             score=score,
-            lost=score < config.tracking.lost_threshold,
+            lost=searching or score < config.tracking.lost_threshold,
+            searching=searching,
         )
 
 
@@ -111,13 +118,16 @@ class Tracker:
                 raise NotInitializedError("update() called before init(); call init(frame, box) first")
             check_frame_size(frame, self._frame_shape, "call init() again for a new video")
             state, score = self._loop.step(frame)
-        return TrackResult.of(state, score, self.config)
+            searching = self._loop.searching
+        return TrackResult.of(state, score, self.config, searching)
 
 
 def new_loop(config: ModelConfig, runner: NetworkRunner) -> TrackingLoop:
-    """A fresh tracking loop of ``config``'s family on ``runner``."""
-    loop = FAMILIES[config.family].loop.resolve()
-    return loop(config.tracking, runner, config.network.input_order)
+    """A fresh tracking loop of ``config``'s family on ``runner`` (inside a
+    :class:`~tracker.loops.LongTermLoop` when ``config.tracking.long_term``)."""
+    family_loop = FAMILIES[config.family].loop.resolve()
+    loop = family_loop(config.tracking, runner, config.network.input_order)
+    return LongTermLoop(loop) if config.tracking.long_term else loop
 
 
 def build_tracker(

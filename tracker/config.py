@@ -84,7 +84,18 @@ class TrackingParams:
     """Hyper-parameters shared by every tracking loop.
 
     ``lost_threshold``: ``TrackResult.lost`` is true when the frame's score (in [0, 1])
-    falls below it. ``convention``: the name of the reference geometry rules the checkpoint's
+    falls below it (or while the tracker searches).
+
+    Long-term tracking (``long_term=True``, :class:`~tracker.loops.LongTermLoop`): below
+    ``hold_threshold`` (``None``: ``lost_threshold``) the state stays at the last confident one, its centre following the
+    frame's best candidate only when that scores at least ``move_threshold``. After
+    ``redetect_after`` such frames in a row the loop searches: each frame it scores crops at
+    the held centre at the held size times each of ``redetect_scales``, plus
+    ``redetect_tiles`` crops tiling the frame (spaced by ``redetect_spacing`` of a search
+    side, nearest first, going round), all in one network call, and takes the best candidate
+    back when it scores at least ``redetect_threshold``.
+
+    ``convention``: the name of the reference geometry rules the checkpoint's
     hyper-parameters were tuned with (crop origin, padding rounding, centre clipping, grid
     origin; :mod:`tracker.conventions`); they differ by half pixels.
     """
@@ -94,6 +105,14 @@ class TrackingParams:
     context_amount: float = 0.5
     window_influence: float = 0.4
     lost_threshold: float = 0.5
+    long_term: bool = False
+    hold_threshold: Optional[float] = None
+    move_threshold: float = 0.5
+    redetect_after: int = 20
+    redetect_threshold: float = 0.9
+    redetect_scales: Tuple[float, ...] = (1.0, 0.7)
+    redetect_tiles: int = 2
+    redetect_spacing: float = 0.5
     convention: str = "pysot"
 
     _LIMITS: ClassVar[Mapping[str, "_Limit"]] = {
@@ -102,6 +121,14 @@ class TrackingParams:
         "context_amount": "positive",
         "window_influence": "unit",
         "lost_threshold": "unit",
+        "long_term": "flag",
+        "hold_threshold": "unit",
+        "move_threshold": "unit",
+        "redetect_after": "non-negative",
+        "redetect_threshold": "unit",
+        "redetect_scales": "positive",
+        "redetect_tiles": "non-negative",
+        "redetect_spacing": "unit-positive",
     }
 
     def __post_init__(self) -> None:
@@ -116,6 +143,17 @@ class TrackingParams:
                 "instance_size must be at least exemplar_size, got "
                 f"{self.instance_size} and {self.exemplar_size}"
             )
+        if self.long_term and self.redetect_threshold < self.hold_below:
+            raise ValueError(
+                "redetect_threshold must be at least hold_threshold (or lost_threshold when that "
+                "is None): a re-detection needs more evidence than tracking; got "
+                f"{self.redetect_threshold} and {self.hold_below}"
+            )
+
+    @property
+    def hold_below(self) -> float:
+        """The score under which a long-term tracker holds the box."""
+        return self.lost_threshold if self.hold_threshold is None else self.hold_threshold
 
     @classmethod
     def _limit(cls, name: str) -> "_Limit":
@@ -127,7 +165,7 @@ class TrackingParams:
 
 
 #: Ranges a hyper-parameter may take: ``"positive"`` (> 0), ``"non-negative"`` (>= 0),
-#: ``"unit"`` ([0, 1]), ``"unit-positive"`` ((0, 1]).
+#: ``"unit"`` ([0, 1]), ``"unit-positive"`` ((0, 1]), ``"flag"`` (a bool).
 _Limit = str
 _RANGES = {
     "positive": (lambda v: v > 0, "> 0"),
@@ -147,6 +185,10 @@ def _checked(name: str, value: Any, annotation: str, limit: _Limit) -> Any:
         if not isinstance(value, (tuple, list)) or not value:
             raise ValueError(f"{name} must be a non-empty sequence of numbers, got {value!r}")
         return tuple(_checked(name, v, "float", limit) for v in value)
+    if limit == "flag":
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+        return value
     in_range, wanted = _RANGES[limit]
     if inner == "int":
         if isinstance(value, bool) or not isinstance(value, int):

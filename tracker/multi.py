@@ -27,6 +27,8 @@ from .loops import NetworkRunner, TrackingLoop
 from .loops.base import to_blob
 
 _Group = Tuple[int, ...]
+#: Stacked kernels kept per (target, crop count) grouping.
+_KERNEL_CACHE_SIZE = 16
 
 
 class MultiTracker:
@@ -47,7 +49,7 @@ class MultiTracker:
         self._loops: Dict[int, TrackingLoop] = {}
         self._ids = itertools.count()
         self._frame_shape: Optional[Tuple[int, int]] = None
-        self._kernels: Dict[_Group, Any] = {}
+        self._kernels: Dict[Tuple[Tuple[int, int], ...], Any] = {}
         self._buffers: Dict[Tuple[int, ...], np.ndarray] = {}
         self._lock = threading.Lock()
 
@@ -119,10 +121,11 @@ class MultiTracker:
             outputs: Dict[int, Dict[str, np.ndarray]] = {}
             for group in _groups_by_crop_size(crops):
                 outputs.update(self._track_group(group, crops))
-            return {
-                target_id: TrackResult.of(*loop.locate(frame, outputs[target_id]), self.config)
-                for target_id, loop in self._loops.items()
-            }
+            results = {}
+            for target_id, loop in self._loops.items():
+                state, score = loop.locate(frame, outputs[target_id])
+                results[target_id] = TrackResult.of(state, score, self.config, loop.searching)
+            return results
 
     def _track_group(
         self, group: _Group, crops: Dict[int, List[np.ndarray]]
@@ -132,10 +135,15 @@ class MultiTracker:
         if len(group) == 1:
             kernel = self._loops[group[0]].kernel
         else:
-            kernel = self._kernels.get(group)
+            # Long-term targets change their crop count while searching: the stacked kernel
+            # depends on the counts too, and the cache stays small.
+            key = tuple(zip(group, counts))
+            kernel = self._kernels.get(key)
             if kernel is None:
+                if len(self._kernels) >= _KERNEL_CACHE_SIZE:
+                    self._kernels.clear()
                 kernel = self._runner.stack([self._loops[t].kernel for t in group], counts)
-                self._kernels[group] = kernel
+                self._kernels[key] = kernel
         patches = [patch for target_id in group for patch in crops[target_id]]
         height, width = patches[0].shape[:2]
         shape = (len(patches), 3, height, width)

@@ -60,15 +60,40 @@ class TrackingLoop(ABC):
     ``(cx, cy, w, h)`` in pixel-index coordinates.
     """
 
+    #: True while the loop is re-detecting a lost target (see :class:`~tracker.loops.LongTermLoop`).
+    searching = False
+
     def __init__(self, params: TrackingParams, runner: NetworkRunner, input_order: str) -> None:
         self.params = params
         self.runner = runner
         self.input_order = input_order
         self.kernel: Any = None
+        self._state: State = (0.0, 0.0, 0.0, 0.0)
+
+    @property
+    def state(self) -> State:
+        """The current ``(cx, cy, w, h)``."""
+        return self._state
+
+    def snapshot(self) -> Tuple[Any, ...]:
+        """Everything :meth:`locate` changes, for :meth:`restore`."""
+        return (self._state,)
+
+    def restore(self, snapshot: Tuple[Any, ...]) -> None:
+        """Go back to a :meth:`snapshot` taken earlier."""
+        (self._state,) = snapshot
+
+    def place(self, state: State) -> None:
+        """Move the target to ``state`` (a re-detection) without changing the kernel."""
+        self._state = state
 
     @abstractmethod
     def start(self, frame: np.ndarray, state: State) -> None:
         """Begin tracking the target at ``state`` in ``frame`` (sets :attr:`kernel`)."""
+
+    @abstractmethod
+    def search_side(self) -> float:
+        """Side, in frame pixels, of the square :meth:`search` crops around the state."""
 
     @abstractmethod
     def search(self, frame: np.ndarray) -> List[np.ndarray]:

@@ -62,10 +62,14 @@ class ProposalLoop(TrackingLoop):
         self.kernel = self.runner.template(to_blob(z, input_order=self.input_order))
         self._state = state
 
-    def search(self, frame: np.ndarray) -> List[np.ndarray]:
+    def search_side(self) -> float:
         p = self.params
-        cx, cy, w, h = self._state
-        side = round(context_size(w, h, p.context_amount) * self._search / p.exemplar_size)
+        _, _, w, h = self._state
+        return context_size(w, h, p.context_amount) * self._search / p.exemplar_size
+
+    def search(self, frame: np.ndarray) -> List[np.ndarray]:
+        cx, cy = self._state[:2]
+        side = round(self.search_side())
         return [crop_square(frame, (cx, cy), side, self._search, self._pad, self._rules)]
 
     def locate(self, frame: np.ndarray, outputs: Dict[str, np.ndarray]) -> Tuple[State, float]:

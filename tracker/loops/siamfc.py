@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import cv2
 import numpy as np
@@ -48,6 +48,20 @@ class SiamFCLoop(TrackingLoop):
         )
         self.kernel = self.runner.template(to_blob(z, input_order=self.input_order))
         self._state = state
+
+    def snapshot(self) -> Tuple[Any, ...]:
+        return (self._state, self._z_size, self._x_size)
+
+    def restore(self, snapshot: Tuple[Any, ...]) -> None:
+        self._state, self._z_size, self._x_size = snapshot
+
+    def place(self, state: State) -> None:
+        self._state = state
+        self._z_size = context_size(state[2], state[3], self.params.context_amount)
+        self._x_size = self._z_size * self.params.instance_size / self.params.exemplar_size
+
+    def search_side(self) -> float:
+        return self._x_size
 
     def search(self, frame: np.ndarray) -> List[np.ndarray]:
         p = self.params
