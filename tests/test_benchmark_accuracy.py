@@ -584,3 +584,69 @@ def test_a_count_below_one_is_a_usage_error_naming_the_option(otb_root, option):
               option, "0"])
     assert stop.value.code == 2
     assert f"argument {option}: expected a positive integer, got '0'" in err.getvalue()
+
+
+def _synthetic_clip(root, frames, truth_lines):
+    """``root/<name>.mp4`` + ``.txt`` from BGR frames; lossless-enough for a fixed decoding."""
+    root.mkdir(parents=True, exist_ok=True)
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(root / "clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 25,
+                             (width, height))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    (root / "clip.txt").write_text("\n".join(truth_lines) + "\n")
+    return root / "clip.mp4"
+
+
+def test_clips_are_tracked_from_the_video_and_the_lost_flag_is_scored(tmp_path):
+    """A video with its 1-based boxes: the short-term run's boxes are those of a Tracker with
+    long_term=False fed the decoded frames, the lost flags are recorded per frame, and the
+    lost-flag scores equal the shares computed here from them."""
+    sequence = shared_path("data", "otb", "Football1")
+    truth = np.loadtxt(sequence / "groundtruth_rect.txt", delimiter=",")[:15]
+    frames = [cv2.imread(str(p)) for p in sorted((sequence / "img").glob("*.jpg"))[:15]]
+    # The last five frames are black (the tracker flags them lost); three of their boxes are
+    # moved into a far corner (failures whatever the tracker says).
+    frames[10:] = [np.zeros_like(frames[0])] * 5
+    truth[10:13, :2] = (300, 300)
+    video = _synthetic_clip(tmp_path / "clips", frames, [",".join(map(str, row)) for row in truth])
+    with contextlib.redirect_stderr(io.StringIO()):
+        report = evaluate("clips", tmp_path / "clips", [MODEL], threads=1, short_term=True,
+                          results=tmp_path / "r", reports=tmp_path / "p", progress=False)
+    name = f"{MODEL}-short-term"
+    run = tmp_path / "r" / "clips" / name
+    boxes = _boxes(run / "clip.txt")
+    flags = np.loadtxt(run / "lost" / "clip_lost.txt", dtype=int)
+    assert boxes.shape == (15, 4) and flags.shape == (15,) and flags[0] == 0
+
+    import tracker
+    from tracker.clips import frames as video_frames
+
+    trk = tracker.build_tracker(MODEL, long_term=False)
+    decoded = list(video_frames(video, "video"))
+    trk.init(decoded[0], tuple(truth[0] - [1, 1, 0, 0]))
+    results = [trk.update(frame) for frame in decoded[1:]]
+    np.testing.assert_allclose(boxes[1:], [np.add(r.box, [1, 1, 0, 0]) for r in results], atol=1e-3)
+    assert flags[1:].tolist() == [int(r.lost) for r in results]
+
+    failed = ious(boxes[1:], truth[1:]) < 0.1
+    flagged = flags[1:].astype(bool)
+    assert failed.sum() >= 3 and flagged[9:].all()
+    scores = report[name]
+    assert scores.lost_precision == pytest.approx((flagged & failed).sum() / flagged.sum())
+    assert scores.lost_recall == pytest.approx((flagged & failed).sum() / failed.sum())
+    assert scores.lost_recall == 1.0  # every failure is on a black frame, all flagged
+    assert report.header()[6:8] == ["lost: IoU<0.1", "IoU<0.1: lost"]
+    assert (report.experiment, report.frames) == ("clips", 15)
+
+
+def test_a_clip_shorter_than_its_annotations_is_a_one_line_error(tmp_path):
+    frame = np.full((60, 80, 3), 90, np.uint8)
+    frame[20:40, 30:50] = 200
+    _synthetic_clip(tmp_path / "clips", [frame] * 4, ["31,21,20,20"] * 6)
+    code, out, err = _cli("accuracy", "--dataset", "clips", "--root", tmp_path / "clips",
+                          "--model", MODEL, "--results", tmp_path / "r", "--reports", tmp_path / "p")
+    assert code == 2 and out == ""
+    assert err.strip().splitlines()[-1].endswith("has 4 frames but "
+                                                  f"{tmp_path / 'clips' / 'clip.txt'} annotates 6")

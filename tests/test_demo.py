@@ -568,6 +568,8 @@ def test_overlay_draws_each_target_in_its_colour_with_its_id_and_score():
         np.testing.assert_allclose(shade, base * shade.max() / base.max(), atol=1.5)
         assert (label.min(axis=1) > 180).sum() > 10  # the text (white, antialiased)
     assert [target_label(t) for t in targets] == ["0 0.97", "1 set", "2 LOST 0.12"]
+    searching = TargetStatus(3, (5.0, 5.0, 9.0, 9.0), 0.31, True, True)
+    assert target_label(searching) == "3 SEARCHING 0.31"
     assert not np.all(image == TARGET_COLORS[2], axis=2).any()  # target 2 is lost: red
     # The panel counts the targets and names the lost ones on a second line.
     tracking = annotate(frame, FrameStatus(targets[:2], 30.0, 120.0))

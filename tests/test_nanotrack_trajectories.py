@@ -38,8 +38,10 @@ def _table(name):
 @pytest.fixture(scope="module")
 def trackers():
     return {
+        # The references' loop: long_term=False must reproduce their trajectories exactly.
         v: tracker.build_tracker(
-            f"nanotrack-v{v}", weights=shared_path("weights", "nanotrack", f"nanotrackv{v}.pth")
+            f"nanotrack-v{v}", weights=shared_path("weights", "nanotrack", f"nanotrackv{v}.pth"),
+            long_term=False,
         )
         for v in VERSIONS
     }

@@ -112,6 +112,10 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
                              "record its boxes unchanged (the protocol behind most published "
                              "OTB/LaSOT numbers) instead of converting 1-based files to the "
                              "library's 0-based boxes; results are stored as <model>-raw")
+    parser.add_argument("--short-term", action="store_true",
+                        help="track with long_term=False (no held box, no re-detection: the "
+                             "references' loop) where a model's record turns long-term tracking "
+                             "on; results are stored as <model>-short-term")
     parser.add_argument("--sequences", action="append", metavar="NAMES",
                         help="only these sequences: comma-separated names or shell patterns "
                              "(repeatable), e.g. 'Girl,Car*'")
@@ -131,14 +135,17 @@ def _shard(text: str) -> Tuple[int, int]:
 
 
 def tracker_name(
-    model: str, backend: str, raw_boxes: bool = False, weights: Optional[Path] = None
+    model: str, backend: str, raw_boxes: bool = False, weights: Optional[Path] = None,
+    short_term: bool = False,
 ) -> str:
     """The name results are stored under: the model, suffixed by a non-default backend, by
-    explicit weights and by the raw-box protocol."""
+    explicit weights, by the raw-box protocol and by the short-term loop."""
     name = model if backend == "torch" else f"{model}-{backend}"
     if weights is not None:
         name = f"{name}-{Path(weights).stem}"
-    return f"{name}-raw" if raw_boxes else name
+    if raw_boxes:
+        name = f"{name}-raw"
+    return f"{name}-short-term" if short_term else name
 
 
 def evaluate(
@@ -146,7 +153,7 @@ def evaluate(
     backend: str = "torch", weights: Optional[Path] = None, raw_boxes: bool = False,
     sequences: Optional[Sequence[str]] = None, results: Path = Path("results"),
     reports: Path = Path("reports"), workers: int = 1, threads: Optional[int] = None,
-    progress: bool = True,
+    progress: bool = True, short_term: bool = False,
 ) -> "AccuracyReport":
     """Track every sequence of ``root`` not done yet with each model, then report.
 
@@ -157,8 +164,8 @@ def evaluate(
     tracking (finished sequences are kept) and is raised again as KeyboardInterrupt.
     """
     experiment, names = _open(dataset, root, models, subset, backend, weights, raw_boxes,
-                              sequences, results, reports, progress)
-    settings = RunSettings(backend, _threads(threads, workers), raw_boxes, weights)
+                              sequences, results, reports, progress, short_term)
+    settings = RunSettings(backend, _threads(threads, workers), raw_boxes, weights, short_term)
     _track_missing(experiment, models, names, experiment.dataset.seq_names, settings, workers,
                    [(results, "--results"), (reports, "--reports")], progress)
     return _report(experiment, names)
@@ -188,7 +195,7 @@ def _run_shard(args: argparse.Namespace, options: dict) -> None:
     index, count = args.shard
     seq_names = experiment.dataset.seq_names[index - 1::count]
     settings = RunSettings(args.backend, _threads(args.threads, args.workers), args.raw_boxes,
-                           args.weights)
+                           args.weights, args.short_term)
     _track_missing(experiment, args.models, names, seq_names, settings, args.workers,
                    [(args.results, "--results")], True)
     print(f"shard {index}/{count} done ({len(seq_names)} sequences); once "
@@ -208,7 +215,7 @@ def _options(args: argparse.Namespace) -> dict:
     """The options ``accuracy`` and ``merge`` share, as :func:`evaluate`'s keywords."""
     return {"subset": args.subset, "backend": args.backend, "weights": args.weights,
             "raw_boxes": args.raw_boxes, "sequences": args.sequences, "results": args.results,
-            "reports": args.reports}
+            "reports": args.reports, "short_term": args.short_term}
 
 
 def _threads(threads: Optional[int], workers: int) -> Optional[int]:
@@ -218,7 +225,7 @@ def _threads(threads: Optional[int], workers: int) -> Optional[int]:
 
 def _open(dataset_name: str, root: Path, models: Sequence[str], subset: str, backend: str,
           weights: Optional[Path], raw_boxes: bool, sequences: Optional[Sequence[str]],
-          results: Path, reports: Path, progress: bool):
+          results: Path, reports: Path, progress: bool, short_term: bool = False):
     """The experiment over the selected sequences, and the name of each model's results."""
     for model in models:
         get_config(model)
@@ -232,7 +239,7 @@ def _open(dataset_name: str, root: Path, models: Sequence[str], subset: str, bac
     if progress and getattr(dataset, "missing", None):
         print(f"note: {len(dataset.missing)} sequences named in list.txt are not in the folder; "
               f"evaluating the {len(dataset)} present", file=sys.stderr)
-    names = [tracker_name(m, backend, raw_boxes, weights) for m in models]
+    names = [tracker_name(m, backend, raw_boxes, weights, short_term) for m in models]
     return make_experiment(dataset, str(results), str(reports)), names
 
 
@@ -254,7 +261,7 @@ def _track_missing(experiment, models: Sequence[str], names: Sequence[str],
         return
     for folder, option in folders:
         ensure_writable_dir(folder, option)
-    _check_models(models, settings.backend, settings.weights)
+    _check_models(models, settings)
     by_model = dict(zip(models, names))
     try:
         _track(experiment, tasks, settings, workers, progress)
@@ -265,10 +272,10 @@ def _track_missing(experiment, models: Sequence[str], names: Sequence[str],
         raise
 
 
-def _check_models(models: Sequence[str], backend: str, weights: Optional[Path]) -> None:
+def _check_models(models: Sequence[str], settings: "RunSettings") -> None:
     """Fail before any work when a model's weights cannot be found or do not fit."""
     for model in models:
-        api.build_tracker(model, weights, backend=backend)
+        settings.build(model)
 
 
 @dataclass(frozen=True)
@@ -279,6 +286,12 @@ class RunSettings:
     threads: Optional[int] = None
     raw_boxes: bool = False
     weights: Optional[Path] = None
+    short_term: bool = False
+
+    def build(self, model: str, **options) -> api.Tracker:
+        """A tracker of ``model`` as these settings ask (``options``: the backend's)."""
+        overrides = {"long_term": False} if self.short_term else {}
+        return api.build_tracker(model, self.weights, backend=self.backend, **options, **overrides)
 
 
 class _Runner:
@@ -297,11 +310,9 @@ class _Runner:
         settings = self.settings
         if model not in self.trackers:
             self.trackers[model] = ToolkitTracker(
-                tracker_name(model, settings.backend, settings.raw_boxes, settings.weights),
-                api.build_tracker(
-                    model, settings.weights, backend=settings.backend,
-                    **backend_options(settings.backend, settings.threads),
-                ),
+                tracker_name(model, settings.backend, settings.raw_boxes, settings.weights,
+                             settings.short_term),
+                settings.build(model, **backend_options(settings.backend, settings.threads)),
                 0.0 if settings.raw_boxes else self.experiment.dataset.box_origin,
                 self.counter,
             )
@@ -389,6 +400,10 @@ class ModelAccuracy:
     seconds: float = 0.0
     #: GOT-10k test only: the archive to submit
     submission_archive: Optional[Path] = None
+    #: share of the frames flagged lost whose IoU is below 0.1 (None: nothing flagged, or GOT-10k)
+    lost_precision: Optional[float] = None
+    #: share of the frames whose IoU is below 0.1 that are flagged lost
+    lost_recall: Optional[float] = None
 
     @property
     def frames_per_second(self) -> Optional[float]:
@@ -403,6 +418,14 @@ _METRICS = {"AO": "ao", "SR0.5": "sr50", "SR0.75": "sr75", "success AUC": "succe
 _REPORT_KEYS = {"ao": "ao", "sr50": "sr", "sr75": "sr75", "success_auc": "success_score",
                 "precision_20px": "precision_score",
                 "normalized_precision": "normalized_precision_score"}
+
+
+#: table column -> ModelAccuracy field of the lost flag's scores
+_LOST_COLUMNS = {"lost: IoU<0.1": "lost_precision", "IoU<0.1: lost": "lost_recall"}
+
+
+def _share(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 @dataclass(frozen=True)
@@ -433,14 +456,22 @@ class AccuracyReport:
         """Frames without a target over all sequences (left out of every metric)."""
         return sum(count for _, count in self.absent)
 
+    @property
+    def lost_flag_columns(self) -> bool:
+        """Whether the table shows the lost flag's scores (some tracker has one)."""
+        return any(m.lost_precision is not None or m.lost_recall is not None for m in self.models)
+
     def header(self) -> List[str]:
-        return ["model", "sequences", "frames", *self.metrics, "fps", "frames/s"]
+        lost = list(_LOST_COLUMNS) if self.lost_flag_columns else []
+        return ["model", "sequences", "frames", *self.metrics, *lost, "fps", "frames/s"]
 
     def rows(self) -> List[List[str]]:
         """One row of formatted cells per tracker, under :meth:`header`."""
         rows = []
         for model in self.models:
             values = [f"{getattr(model, _METRICS[m]):.4f}" for m in self.metrics]
+            if self.lost_flag_columns:
+                values += [_share(getattr(model, field)) for field in _LOST_COLUMNS.values()]
             rows.append([
                 model.name, str(self.sequences), str(self.frames), *values,
                 "-" if model.fps is None else f"{model.fps:.1f}",
@@ -473,6 +504,9 @@ class AccuracyReport:
             "",
             f"Generated by `{command}` on {markdown.machine()}. fps: the got10k toolkit's speed "
             "(mean of 1 / frame time); frames/s: frames over total init + update time."
+            + (" lost: IoU<0.1: the share of the frames flagged lost whose IoU with the ground "
+               "truth is below 0.1; IoU<0.1: lost: the share of the frames below 0.1 that are "
+               "flagged lost (frames after the first)." if self.lost_flag_columns else "")
             + (f" {absent[0].upper()}{absent[1:]}." if absent else ""),
             "",
         ])
@@ -498,7 +532,8 @@ def _report(experiment, names: Sequence[str]) -> AccuracyReport:
         overall = performance[name]["overall"]
         scores = {_METRICS[m]: float(overall[_REPORT_KEYS[_METRICS[m]]]) for m in metrics}
         fps = float(overall["speed_fps"])
-        models.append(ModelAccuracy(name, **scores, fps=fps if fps > 0 else None,
+        flags = {field: overall.get(field) for field in _LOST_COLUMNS.values()}
+        models.append(ModelAccuracy(name, **scores, **flags, fps=fps if fps > 0 else None,
                                     tracked_frames=tracked_frames, seconds=seconds))
     absent: Tuple[Tuple[str, int], ...] = ()
     if performance is not None:
@@ -547,7 +582,7 @@ def data_arguments(
     dataset: str, root: Path, models: Sequence[str], *, subset: str = "val",
     backend: str = "torch", weights: Optional[Path] = None, raw_boxes: bool = False,
     sequences: Optional[Sequence[str]] = None, results: Path = Path("results"),
-    reports: Path = Path("reports"),
+    reports: Path = Path("reports"), short_term: bool = False,
 ) -> List[str]:
     """The ``accuracy``/``merge`` options selecting these data and models (those of
     :func:`evaluate`), as a command line gives them: defaults are left out."""
@@ -562,6 +597,8 @@ def data_arguments(
         parts += ["--weights", str(weights)]
     if raw_boxes:
         parts.append("--raw-boxes")
+    if short_term:
+        parts.append("--short-term")
     for item in sequences or []:
         parts += ["--sequences", item]
     if Path(results) != Path("results"):

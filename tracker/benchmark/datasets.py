@@ -23,9 +23,10 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..clips import frames as video_frames
 from ..image_files import IMAGE_EXTENSIONS, list_images
 
-DATASETS = ("otb", "got10k", "lasot")
+DATASETS = ("otb", "got10k", "lasot", "clips")
 
 #: OTB sequences whose ``img/`` holds more frames than the benchmark evaluates (the OTB
 #: toolkit's ``startFrame``/``endFrame``, as got10k's ``OTB`` applies them): first and last
@@ -184,6 +185,43 @@ class LaSOTFolder(SequenceFolder):
         self._require_sequences("<class>/<class>-<n>/img/*.jpg + groundtruth.txt")
 
 
+class ClipFolder(SequenceFolder):
+    """Annotated videos: ``<root>/<name>.mp4`` (or ``.avi``, ``.mov``, ``.mkv``) with
+    ``<name>.txt`` beside it, one 1-based ``x,y,w,h`` line per frame (LaSOT's numbers, as
+    ``../shared/data/clips`` holds them); evaluated as OTB. Frames are decoded while tracking;
+    a video shorter than its annotations is an error naming both counts.
+    """
+
+    experiment_name = "clips"
+    box_origin = 1.0
+    VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv")
+
+    def __init__(self, root: Union[str, Path]) -> None:
+        super().__init__(root)
+        self._sequences = {
+            video.stem: (video, video.with_suffix(".txt"))
+            for video in sorted(self.root.iterdir())
+            if video.suffix.lower() in self.VIDEO_EXTENSIONS and video.with_suffix(".txt").is_file()
+        }
+        self._require_sequences("<name>.mp4 + <name>.txt")
+
+    def image_files(self, name: str) -> List[str]:
+        """One ``<video>#<frame>`` entry per annotated frame (the frames are in the video)."""
+        video = self._sequences[name][0]
+        return [f"{video}#{index}" for index in range(len(self.annotations(name)))]
+
+    def frames(self, name: str) -> Iterator[np.ndarray]:
+        """The decoded BGR frames of ``name``, as many as it has annotations."""
+        video, anno_file = self._sequences[name]
+        expected = len(self.annotations(name))
+        decoded = 0
+        for decoded, frame in enumerate(video_frames(video, "--root"), start=1):
+            yield frame
+            if decoded == expected:
+                return
+        raise ValueError(f"{video} has {decoded} frames but {anno_file} annotates {expected}")
+
+
 class GOT10kFolder(SequenceFolder):
     """GOT-10k layout: ``<root>/<subset>/<seq>/*.jpg`` + ``groundtruth.txt`` (+ ``list.txt``).
 
@@ -256,6 +294,8 @@ def open_dataset(kind: str, root: Union[str, Path], subset: str = "val") -> Sequ
         return LaSOTFolder(root)
     if kind == "got10k":
         return GOT10kFolder(root, subset)
+    if kind == "clips":
+        return ClipFolder(root)
     raise ValueError(f"--dataset must be one of {', '.join(DATASETS)}, got {kind!r}")
 
 

@@ -19,7 +19,14 @@ metrics, ``performance.json``) and ``plot_curves`` (the PNG plots). What is chan
 - frames whose ground truth marks no target (a NaN or ``0,0,0,0``, see
   :func:`~.datasets.present_frames`) are left out of every metric, as the toolkit's GOT-10k report
   leaves out frames with ``cover == 0``; each report counts them as ``absent_frames``, per
-  sequence and overall.
+  sequence and overall;
+- every run also records which frames the tracker flagged ``lost`` (``lost/<seq>_lost.txt``
+  beside the boxes), and OTB-style reports say how good that flag is: ``lost_precision``, the
+  share of flagged frames whose IoU with the ground truth is below :data:`FAILURE_IOU`, and
+  ``lost_recall``, the share of frames below it that are flagged (frames after the first, target
+  present; pooled over the sequences);
+- annotated videos (:class:`~.datasets.ClipFolder`) are decoded and tracked frame by frame,
+  timed as the toolkit's ``track`` times image files.
 """
 
 from __future__ import annotations
@@ -30,12 +37,14 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from got10k.experiments import ExperimentGOT10k, ExperimentOTB
 from got10k.trackers import Tracker as ToolkitTrackerBase
+from got10k.utils.metrics import rect_iou
 
 from ..api import Tracker
 from .datasets import GOT10kFolder, SequenceFolder, present_frames
@@ -47,6 +56,8 @@ OTB_IOU_BINS = 21
 OTB_CENTRE_ERROR_BINS = 51
 #: Index of the 20 px threshold on the precision curve (the OTB precision score).
 PRECISION_AT_20PX = 20
+#: IoU below which a frame counts as a tracking failure for the lost-flag scores.
+FAILURE_IOU = 0.1
 
 
 class ToolkitTracker(ToolkitTrackerBase):
@@ -66,14 +77,39 @@ class ToolkitTracker(ToolkitTrackerBase):
         self._tracker = tracker
         self._offset = np.array([box_origin, box_origin, 0.0, 0.0])
         self._frame_counter = frame_counter
+        #: per frame of the last sequence, whether the tracker flagged it lost (first: False)
+        self.lost_flags: List[bool] = []
 
     def init(self, image, box) -> None:
-        self._count()
-        self._tracker.init(_bgr(image), np.asarray(box, dtype=float) - self._offset)
+        self._init_bgr(_bgr(image), box)
 
     def update(self, image) -> np.ndarray:
+        return self._update_bgr(_bgr(image))
+
+    def track_frames(self, frames: Iterable[np.ndarray], box) -> Tuple[np.ndarray, np.ndarray]:
+        """The toolkit's ``track`` for decoded BGR frames (a video): the boxes and the seconds
+        of each frame's ``init`` or ``update`` call."""
+        boxes, times = [], []
+        for index, frame in enumerate(frames):
+            start = time.perf_counter()
+            if index == 0:
+                self._init_bgr(frame, box)
+                boxes.append(np.asarray(box, dtype=float))
+            else:
+                boxes.append(self._update_bgr(frame))
+            times.append(time.perf_counter() - start)
+        return np.array(boxes), np.array(times)
+
+    def _init_bgr(self, frame: np.ndarray, box) -> None:
         self._count()
-        return np.asarray(self._tracker.update(_bgr(image)).box) + self._offset
+        self._tracker.init(frame, np.asarray(box, dtype=float) - self._offset)
+        self.lost_flags = [False]
+
+    def _update_bgr(self, frame: np.ndarray) -> np.ndarray:
+        self._count()
+        result = self._tracker.update(frame)
+        self.lost_flags.append(result.lost)
+        return np.asarray(result.box) + self._offset
 
     def _count(self) -> None:
         if self._frame_counter is not None:
@@ -134,13 +170,25 @@ class _OfflineRuns:
         if os.path.exists(record_file):
             return False
         img_files, anno = self.dataset[seq_name][:2]
+        decoded = getattr(self.dataset, "frames", None)
         try:
-            boxes, times = tracker.track(img_files, anno[0, :], visualize=False)
+            if decoded is not None:
+                boxes, times = tracker.track_frames(decoded(seq_name), anno[0, :])
+            else:
+                boxes, times = tracker.track(img_files, anno[0, :], visualize=False)
         except (OSError, SyntaxError) as error:  # PIL's errors for an undecodable image
             raise ValueError(f"{seq_name}: cannot decode frame {_first_undecodable(img_files)}: "
                              f"{' '.join(str(error).split())}") from None
+        lost_file = Path(self.lost_file(tracker.name, seq_name))
+        lost_file.parent.mkdir(parents=True, exist_ok=True)
+        np.savetxt(lost_file, np.asarray(tracker.lost_flags, dtype=int), fmt="%d")
         self._record(record_file, boxes, times)
         return True
+
+    def lost_file(self, tracker_name: str, seq_name: str) -> str:
+        """Where a run writes its per-frame lost flags (0/1 lines), beside its boxes."""
+        return os.path.join(os.path.dirname(self.record_file(tracker_name, seq_name)), "lost",
+                            f"{seq_name}_lost.txt")
 
     def _record(self, record_file: str, boxes: np.ndarray, times: np.ndarray) -> None:
         os.makedirs(self.result_dir, exist_ok=True)
@@ -233,7 +281,7 @@ class OTBExperiment(_OfflineRuns, ExperimentOTB):
         ``performance.json``."""
         performance = super().report(tracker_names)
         for name in tracker_names:
-            curves, absent = [], 0
+            curves, absent, flag_counts = [], 0, np.zeros(3, dtype=int)
             for seq_name, (_, anno) in zip(self.dataset.seq_names, self.dataset):
                 boxes = np.loadtxt(self.record_file(name, seq_name), delimiter=",", ndmin=2)
                 boxes[0] = anno[0]  # as the toolkit's report: the first frame is the given box
@@ -241,19 +289,51 @@ class OTBExperiment(_OfflineRuns, ExperimentOTB):
                 curves.append(curve)
                 seq_absent = absent_frames(anno)
                 absent += seq_absent
+                counts = self._lost_flag_counts(name, seq_name, boxes, anno)
+                flag_counts += counts
                 performance[name]["seq_wise"][seq_name].update(
                     normalized_precision_curve=curve.tolist(),
                     normalized_precision_score=float(np.mean(curve)),
                     absent_frames=seq_absent,
+                    **lost_flag_scores(counts),
                 )
             overall = np.mean(curves, axis=0)
             performance[name]["overall"].update(
                 normalized_precision_curve=overall.tolist(),
                 normalized_precision_score=float(np.mean(overall)),
                 absent_frames=absent,
+                **lost_flag_scores(flag_counts),
             )
         self._rewrite_report(tracker_names, performance)
         return performance
+
+
+    def _lost_flag_counts(
+        self, name: str, seq_name: str, boxes: np.ndarray, anno: np.ndarray
+    ) -> np.ndarray:
+        """(flagged, failed, flagged and failed) frames of one sequence, over the frames after
+        the first with a target; zeros when the run recorded no flags (older results)."""
+        path = self.lost_file(name, seq_name)
+        if not os.path.isfile(path):
+            return np.zeros(3, dtype=int)
+        flags = np.loadtxt(path, dtype=int, ndmin=1).astype(bool)
+        counted = present_frames(anno)
+        counted[0] = False
+        if len(flags) != len(anno):
+            raise ValueError(f"{path} has {len(flags)} flags for {len(anno)} frames")
+        flagged = flags[counted]
+        failed = rect_iou(boxes[counted], anno[counted]) < FAILURE_IOU
+        return np.array([flagged.sum(), failed.sum(), (flagged & failed).sum()])
+
+
+def lost_flag_scores(counts: np.ndarray) -> Dict[str, Optional[float]]:
+    """``lost_precision`` and ``lost_recall`` from (flagged, failed, both) frame counts; None
+    where the share has no frames to count."""
+    flagged, failed, both = (int(c) for c in counts)
+    return {
+        "lost_precision": both / flagged if flagged else None,
+        "lost_recall": both / failed if failed else None,
+    }
 
 
 class GOT10kExperiment(_OfflineRuns, ExperimentGOT10k):

@@ -43,7 +43,8 @@ order given. All targets are tracked together (tracker.MultiTracker: their searc
 through the network in shared batches).
 
 With a display, the frames are shown in a window: each target's box in its own colour (red
-while it is lost) with its id, score and LOST state next to it, and the frame rate. Without
+while it is lost) with its id, score and LOST state next to it (SEARCHING while a long-term
+model re-detects it), and the frame rate. Without
 --init you draw the targets on the first frame with the mouse: draw a box and press SPACE or
 ENTER to add it (it stays drawn), draw the next one the same way, then press SPACE or ENTER
 with no box drawn to start tracking (c cancels the box being drawn and ends the selection).

@@ -31,12 +31,19 @@ BOX_THICKNESS = 2
 
 @dataclass(frozen=True)
 class TargetStatus:
-    """One target's state on one frame; ``score`` is ``None`` on a frame where it was set."""
+    """One target's state on one frame; ``score`` is ``None`` on a frame where it was set;
+    ``searching``: a long-term tracker is re-detecting it (it is lost then too)."""
 
     target_id: int
     box: Box
     score: Optional[float]
     lost: bool
+    searching: bool = False
+
+    @property
+    def state_word(self) -> str:
+        """``SEARCHING``, ``LOST`` or nothing, as the window shows it."""
+        return "SEARCHING" if self.searching else "LOST" if self.lost else ""
 
 
 @dataclass(frozen=True)
@@ -65,9 +72,10 @@ def box_corners(box: Box) -> Tuple[Tuple[int, int], Tuple[int, int]]:
 
 def target_label(target: TargetStatus) -> str:
     """The text next to a box: the id, then the score (``set`` on the frame it was set),
-    with ``LOST`` while lost."""
+    with ``LOST`` while lost (``SEARCHING`` while a long-term tracker re-detects it)."""
     score = "set" if target.score is None else f"{target.score:.2f}"
-    return f"{target.target_id} {'LOST ' if target.lost else ''}{score}"
+    word = target.state_word
+    return f"{target.target_id} {word + ' ' if word else ''}{score}"
 
 
 def annotate(frame: np.ndarray, status: FrameStatus) -> np.ndarray:
@@ -79,10 +87,11 @@ def annotate(frame: np.ndarray, status: FrameStatus) -> np.ndarray:
         draw_target(image, target)
     fps = f"FPS {status.fps:.0f} (tracker {status.tracker_fps:.0f})" if status.fps > 0 else ""
     lines = [(f"{_panel_summary(status.targets)}  {fps}".strip(), TEXT_COLOR)]
-    lost = [str(t.target_id) for t in status.targets if t.lost]
-    if lost:
-        lines.append(("LOST" if len(status.targets) == 1 else f"LOST: {', '.join(lost)}",
-                      LOST_COLOR))
+    lost = [t for t in status.targets if t.lost]
+    if len(status.targets) == 1 and lost:
+        lines.append((lost[0].state_word, LOST_COLOR))
+    elif lost:
+        lines.append((f"LOST: {', '.join(str(t.target_id) for t in lost)}", LOST_COLOR))
     draw_text(image, lines, top=True)
     return image
 

@@ -292,7 +292,8 @@ def run(
             summary.update_seconds.append(now - start)
             summary.update_targets.append(len(results))
             targets = tuple(
-                TargetStatus(target_id, r.box, r.score, r.lost) for target_id, r in results.items()
+                TargetStatus(target_id, r.box, r.score, r.lost, r.searching)
+                for target_id, r in results.items()
             )
             status = FrameStatus(targets, loop_rate.add(now - last), tracker_rate.add(now - start))
             last = now
