@@ -87,8 +87,9 @@ class TrackingParams:
     falls below it (or while the tracker searches).
 
     Long-term tracking (``long_term=True``, :class:`~tracker.loops.LongTermLoop`): below
-    ``hold_threshold`` (``None``: ``lost_threshold``) the state stays at the last confident one, its centre following the
-    frame's best candidate only when that scores at least ``move_threshold``. After
+    ``hold_threshold`` (``None``: ``lost_threshold``) the state stays at the last confident
+    one, its centre following the frame's best candidate only when that scores at least
+    ``move_threshold``. After
     ``redetect_after`` such frames in a row the loop searches: each frame it scores crops at
     the held centre at the held size times each of ``redetect_scales``, plus
     ``redetect_tiles`` crops tiling the frame (spaced by ``redetect_spacing`` of a search

@@ -20,6 +20,11 @@ fps is the toolkit's speed: the mean over frames of 1 / (time of that frame's in
 call), per sequence, then averaged over sequences (OTB, LaSOT) or pooled (GOT-10k); frames/s is
 all frames over all the time spent in init and update. Image decoding is not timed.
 
+Every run records the frames the tracker flagged lost; OTB-style tables score that flag:
+"lost: IoU<0.1" is the share of flagged frames whose IoU with the ground truth is below 0.1,
+"IoU<0.1: lost" the share of those failures that were flagged (frames after the first, pooled).
+--short-term tracks with long_term=False, the references' loop, for comparison.
+
 A ground-truth row with a NaN or four zeros marks a frame without a target: it is left out of
 every metric (as the toolkit leaves out GOT-10k's absent frames) and counted, per sequence, in
 a line under the table and as absent_frames in performance.json. The first frame needs a box.
@@ -93,7 +98,8 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, choices=DATASETS,
                         help="folder layout: otb (<Name>/img + groundtruth_rect.txt), lasot "
                              "(<class>/<class>-<n>/img + groundtruth.txt), got10k "
-                             "(<subset>/<seq>/*.jpg + groundtruth.txt)")
+                             "(<subset>/<seq>/*.jpg + groundtruth.txt), clips (<name>.mp4 + "
+                             "<name>.txt, 1-based boxes; evaluated as OTB)")
     parser.add_argument("--root", required=True, type=Path, help="the benchmark folder")
     parser.add_argument("--subset", default="val", choices=GOT10kFolder.SUBSETS,
                         help="GOT-10k subset (default val; test has no ground truth and gives "

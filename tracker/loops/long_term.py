@@ -4,8 +4,8 @@ A short-term Siamese loop follows its best candidate whatever that candidate sco
 target is gone it tracks background and the box drifts and swells. :class:`LongTermLoop` wraps
 a family's loop and changes only what happens on low-scoring frames:
 
-* tracking: a frame scoring at least ``hold_threshold`` (``None``: ``lost_threshold``) is taken as the family's loop takes it
-  and becomes the last confident state. Below it the state goes back to where it was before
+* tracking: a frame scoring at least ``hold_threshold`` (``None``: ``lost_threshold``) is
+  taken as the family's loop takes it and becomes the last confident state. Below it the state goes back to where it was before
   the frame (the size never changes), its centre following the frame's best candidate only
   when that scores at least ``move_threshold``.
 * searching, after ``redetect_after`` low frames in a row: every frame scores, in one network
