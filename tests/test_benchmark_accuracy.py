@@ -265,7 +265,10 @@ def small_layouts(tmp_path):
     folder = lasot / "person" / "person-3"
     _copy_frames(source / "img", folder / "img", "{:08d}.jpg")
     np.savetxt(folder / "groundtruth.txt", truth, fmt="%.4f", delimiter=",")
-    (folder / "full_occlusion.txt").write_text(",".join("0" * FRAMES))
+    # Frames 3 and 4 are labelled invisible (3 both ways), though their boxes stay.
+    for label, hidden in (("full_occlusion", (3,)), ("out_of_view", (3, 4))):
+        flags = ["1" if i in hidden else "0" for i in range(FRAMES)]
+        (folder / f"{label}.txt").write_text(",".join(flags))
     return {"got": got, "lasot": lasot, "truth": truth, "tmp": tmp_path}
 
 
@@ -301,6 +304,10 @@ def test_got10k_and_lasot_layouts(small_layouts):
                           "--results", tmp / "results", "--reports", tmp / "reports")
     assert code == 0, err
     assert _row(out)["sequences"] == "1"
+    assert out.splitlines()[-1] == ("target labelled full_occlusion or out_of_view (evaluated, as "
+                                    "the got10k toolkit evaluates LaSOT): 2 frames: person-3 2")
+    performance = json.loads((tmp / "reports" / "LaSOT" / MODEL / "performance.json").read_text())
+    assert performance[MODEL]["overall"]["hidden_frames"] == 2
     lasot_boxes = _boxes(tmp / "results" / "LaSOT" / MODEL / "person-3.txt")
     # the same frames and target: 1-based LaSOT boxes are the 0-based GOT-10k ones plus one
     np.testing.assert_allclose(lasot_boxes - [1, 1, 0, 0], got_boxes, atol=2e-3)

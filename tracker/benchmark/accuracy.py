@@ -448,6 +448,8 @@ class AccuracyReport:
     absent: Tuple[Tuple[str, int], ...] = ()
     #: performance.json (None for GOT-10k test, which has no ground truth)
     report_file: Optional[Path] = None
+    #: (sequence, frames labelled occluded or out of view but evaluated), LaSOT
+    hidden: Tuple[Tuple[str, int], ...] = ()
 
     def __getitem__(self, name: str) -> ModelAccuracy:
         """The numbers of the tracker stored as ``name``."""
@@ -493,11 +495,22 @@ class AccuracyReport:
         return (f"absent target (ground truth NaN or 0,0,0,0; left out of the metrics): "
                 f"{self.absent_frames} frames: {per_sequence}")
 
+    def hidden_note(self) -> str:
+        """One line counting LaSOT's occluded / out-of-view frames ("" when there are none)."""
+        if not self.hidden:
+            return ""
+        per_sequence = ", ".join(f"{name} {count}" for name, count in self.hidden)
+        return (f"target labelled full_occlusion or out_of_view (evaluated, as the got10k "
+                f"toolkit evaluates LaSOT): {sum(c for _, c in self.hidden)} frames: "
+                f"{per_sequence}")
+
     def lines(self) -> List[str]:
-        """The text ``accuracy`` prints: the table, the absent-frame note, submission archives."""
+        """The text ``accuracy`` prints: the table, the absent-frame notes, submission archives."""
         lines = markdown.text_table(self.header(), self.rows()).splitlines()
         if self.absent:
             lines.append(self.absent_note())
+        if self.hidden:
+            lines.append(self.hidden_note())
         lines += [f"{m.name}: GOT-10k test has no ground truth; submission archive "
                   f"{m.submission_archive}" for m in self.models if m.submission_archive]
         return lines
@@ -542,11 +555,15 @@ def _report(experiment, names: Sequence[str]) -> AccuracyReport:
         models.append(ModelAccuracy(name, **scores, **flags, fps=fps if fps > 0 else None,
                                     tracked_frames=tracked_frames, seconds=seconds))
     absent: Tuple[Tuple[str, int], ...] = ()
+    hidden: Tuple[Tuple[str, int], ...] = ()
     if performance is not None:
         # The counts depend on the ground truth only: the first tracker's report gives them.
         absent = tuple((seq_name, int(scores["absent_frames"]))
                        for seq_name, scores in performance[names[0]]["seq_wise"].items()
                        if scores["absent_frames"])
+        hidden = tuple((seq_name, int(scores["hidden_frames"]))
+                       for seq_name, scores in performance[names[0]]["seq_wise"].items()
+                       if scores.get("hidden_frames"))
     return AccuracyReport(
         experiment=dataset.experiment_name,
         sequences=len(dataset),
@@ -555,6 +572,7 @@ def _report(experiment, names: Sequence[str]) -> AccuracyReport:
         models=tuple(models),
         absent=absent,
         report_file=None if performance is None else Path(experiment.report_file(names)),
+        hidden=hidden,
     )
 
 

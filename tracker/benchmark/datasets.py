@@ -108,6 +108,11 @@ class SequenceFolder:
     def meta(self, name: str) -> Dict[str, object]:
         return {}
 
+    def hidden_frames(self, name: str) -> int:
+        """Frames whose target the dataset's own labels mark invisible while the ground truth
+        still holds a box (LaSOT's full occlusion or out of view); evaluated all the same."""
+        return 0
+
     def select(self, patterns: Optional[Sequence[str]]) -> None:
         """Keep only the sequences matching ``patterns`` (names or shell patterns, e.g. ``Car*``)."""
         if not patterns:
@@ -183,6 +188,29 @@ class LaSOTFolder(SequenceFolder):
             if (f.parent / "img").is_dir()
         }
         self._require_sequences("<class>/<class>-<n>/img/*.jpg + groundtruth.txt")
+
+    #: LaSOT's per-frame visibility labels (one comma-separated 0/1 line each, beside the
+    #: ground truth), as got10k's ``LaSOT`` reads them into a sequence's meta.
+    VISIBILITY_LABELS = ("full_occlusion", "out_of_view")
+
+    def meta(self, name: str) -> Dict[str, object]:
+        folder = self._sequences[name][1].parent
+        meta: Dict[str, object] = {}
+        for label in self.VISIBILITY_LABELS:
+            path = folder / f"{label}.txt"
+            if path.is_file():
+                values = np.loadtxt(io.StringIO(path.read_text().replace(",", " ")), ndmin=1)
+                frames = len(self.annotations(name))
+                if len(values) != frames:
+                    raise ValueError(f"{path} has {len(values)} labels for {frames} frames")
+                meta[label] = values
+        return meta
+
+    def hidden_frames(self, name: str) -> int:
+        """Frames labelled full_occlusion or out_of_view. got10k evaluates LaSOT as OTB, every
+        frame with a box, so they stay in the metrics; they are counted in the report."""
+        labels = [np.asarray(v) > 0 for v in self.meta(name).values()]
+        return int(np.logical_or.reduce(labels).sum()) if labels else 0
 
 
 class ClipFolder(SequenceFolder):

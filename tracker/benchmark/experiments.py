@@ -19,7 +19,9 @@ metrics, ``performance.json``) and ``plot_curves`` (the PNG plots). What is chan
 - frames whose ground truth marks no target (a NaN or ``0,0,0,0``, see
   :func:`~.datasets.present_frames`) are left out of every metric, as the toolkit's GOT-10k report
   leaves out frames with ``cover == 0``; each report counts them as ``absent_frames``, per
-  sequence and overall;
+  sequence and overall; LaSOT frames labelled ``full_occlusion`` or ``out_of_view`` that still
+  hold a box are evaluated, as got10k evaluates LaSOT (as OTB, every frame), and counted as
+  ``hidden_frames``;
 - every run also records which frames the tracker flagged ``lost`` (``lost/<seq>_lost.txt``
   beside the boxes), and OTB-style reports say how good that flag is: ``lost_precision``, the
   share of flagged frames whose IoU with the ground truth is below :data:`FAILURE_IOU`, and
@@ -281,7 +283,7 @@ class OTBExperiment(_OfflineRuns, ExperimentOTB):
         ``performance.json``."""
         performance = super().report(tracker_names)
         for name in tracker_names:
-            curves, absent, flag_counts = [], 0, np.zeros(3, dtype=int)
+            curves, absent, hidden, flag_counts = [], 0, 0, np.zeros(3, dtype=int)
             for seq_name, (_, anno) in zip(self.dataset.seq_names, self.dataset):
                 boxes = np.loadtxt(self.record_file(name, seq_name), delimiter=",", ndmin=2)
                 boxes[0] = anno[0]  # as the toolkit's report: the first frame is the given box
@@ -291,10 +293,13 @@ class OTBExperiment(_OfflineRuns, ExperimentOTB):
                 absent += seq_absent
                 counts = self._lost_flag_counts(name, seq_name, boxes, anno)
                 flag_counts += counts
+                seq_hidden = self.dataset.hidden_frames(seq_name)
+                hidden += seq_hidden
                 performance[name]["seq_wise"][seq_name].update(
                     normalized_precision_curve=curve.tolist(),
                     normalized_precision_score=float(np.mean(curve)),
                     absent_frames=seq_absent,
+                    hidden_frames=seq_hidden,
                     **lost_flag_scores(counts),
                 )
             overall = np.mean(curves, axis=0)
@@ -302,6 +307,7 @@ class OTBExperiment(_OfflineRuns, ExperimentOTB):
                 normalized_precision_curve=overall.tolist(),
                 normalized_precision_score=float(np.mean(overall)),
                 absent_frames=absent,
+                hidden_frames=hidden,
                 **lost_flag_scores(flag_counts),
             )
         self._rewrite_report(tracker_names, performance)
