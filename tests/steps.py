@@ -141,7 +141,12 @@ def step_results(trk: Tracker, name: str, rows: Optional[List[int]] = None) -> S
 @lru_cache(maxsize=None)
 def torch_step_results(name: str) -> StepResults:
     """:func:`step_results` of the torch backend with :func:`network_for`'s weights."""
-    return step_results(Tracker(tracker.get_config(name), TorchRunner(network_for(name))), name)
+    return step_results(Tracker(reference_config(name), TorchRunner(network_for(name))), name)
+
+
+def reference_config(name: str):
+    """``name``'s config with the references' loop: short-term, no centre correction."""
+    return tracker.get_config(name).with_tracking(long_term=False, center_bias=(0.0, 0.0))
 
 
 _EXPORT_ROOT: List[Path] = []
@@ -182,5 +187,5 @@ def _export_into(name: str, root: Path) -> Path:
     from tracker.export import export_model
 
     folder = root / name
-    export_model(tracker.get_config(name), network_for(name), folder)
+    export_model(reference_config(name), network_for(name), folder)
     return folder

@@ -412,12 +412,13 @@ def test_raw_boxes_protocol_reproduces_the_reference_trajectory(otb_root, tmp_pa
     run did, so its boxes are the reference trajectory shifted by the reference's half pixel."""
     code, out, err = _cli(
         "accuracy", "--dataset", "otb", "--root", otb_root, "--model", MODEL, "--raw-boxes",
-        "--sequences", "Crossing", *ONE_THREAD,
+        "--short-term", "--uncorrected", "--sequences", "Crossing", *ONE_THREAD,
         "--results", tmp_path / "results", "--reports", tmp_path / "reports",
     )
     assert code == 0, err
-    assert _row(out, f"{MODEL}-raw")
-    ours = _boxes(tmp_path / "results" / "OTB" / f"{MODEL}-raw" / "Crossing.txt")
+    name = f"{MODEL}-raw-short-term-uncorrected"
+    assert _row(out, name)
+    ours = _boxes(tmp_path / "results" / "OTB" / name / "Crossing.txt")
     reference = _boxes(shared_path("fixtures", "nanotrack", "traj_v2", "Crossing.txt"))
     np.testing.assert_allclose(ours[0], reference[0])
     np.testing.assert_allclose(ours[1:], reference[1:] + [0.5, 0.5, 0, 0], atol=0.02)

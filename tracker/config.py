@@ -96,6 +96,11 @@ class TrackingParams:
     side, nearest first, going round), all in one network call, and takes the best candidate
     back when it scores at least ``redetect_threshold``.
 
+    ``center_bias``: ``(x, y)`` in exemplar-crop pixels that the network places boxes right of
+    and below the target (its training crops were cut with another convention than its
+    tracking crops); the loop subtracts it from every located centre. 0 for networks trained
+    by this library.
+
     ``convention``: the name of the reference geometry rules the checkpoint's
     hyper-parameters were tuned with (crop origin, padding rounding, centre clipping, grid
     origin; :mod:`tracker.conventions`); they differ by half pixels.
@@ -114,6 +119,7 @@ class TrackingParams:
     redetect_scales: Tuple[float, ...] = (1.0, 0.7)
     redetect_tiles: int = 2
     redetect_spacing: float = 0.5
+    center_bias: Tuple[float, float] = (0.0, 0.0)
     convention: str = "pysot"
 
     _LIMITS: ClassVar[Mapping[str, "_Limit"]] = {
@@ -130,6 +136,7 @@ class TrackingParams:
         "redetect_scales": "positive",
         "redetect_tiles": "non-negative",
         "redetect_spacing": "unit-positive",
+        "center_bias": "finite",
     }
 
     def __post_init__(self) -> None:
@@ -144,6 +151,8 @@ class TrackingParams:
                 "instance_size must be at least exemplar_size, got "
                 f"{self.instance_size} and {self.exemplar_size}"
             )
+        if len(self.center_bias) != 2:
+            raise ValueError(f"center_bias must be two numbers (x, y), got {self.center_bias!r}")
         if self.long_term and self.redetect_threshold < self.hold_below:
             raise ValueError(
                 "redetect_threshold must be at least hold_threshold (or lost_threshold when that "
@@ -166,13 +175,15 @@ class TrackingParams:
 
 
 #: Ranges a hyper-parameter may take: ``"positive"`` (> 0), ``"non-negative"`` (>= 0),
-#: ``"unit"`` ([0, 1]), ``"unit-positive"`` ((0, 1]), ``"flag"`` (a bool).
+#: ``"unit"`` ([0, 1]), ``"unit-positive"`` ((0, 1]), ``"finite"`` (any finite number),
+#: ``"flag"`` (a bool).
 _Limit = str
 _RANGES = {
     "positive": (lambda v: v > 0, "> 0"),
     "non-negative": (lambda v: v >= 0, ">= 0"),
     "unit": (lambda v: 0 <= v <= 1, "in [0, 1]"),
     "unit-positive": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "finite": (lambda v: True, "(any sign)"),
 }
 
 

@@ -1,4 +1,4 @@
-"""``python -m tracker.benchmark {accuracy,merge,speed,int8} ...``"""
+"""``python -m tracker.benchmark {accuracy,merge,speed,int8,bias} ...``"""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import sys
 from typing import List, Optional
 
 from ..errors import TrackerError
-from . import accuracy, int8, multi_speed, speed
+from . import accuracy, bias, int8, multi_speed, speed
 
 _EXAMPLES = """examples:
   python -m tracker.benchmark accuracy --dataset otb --root ../shared/data/otb --model nanotrack-v2
   python -m tracker.benchmark speed --model nanotrack-v2 --model siamrpnpp-alex --threads 1,2
   python -m tracker.benchmark speed --model nanotrack-v2 --targets 1,2,4,8,16 --plot multi.png
   python -m tracker.benchmark int8 --model nanotrack-v2 --export exports/nanotrack-v2 --calibration clip.mp4
+  python -m tracker.benchmark bias --dataset otb --root ../shared/data/otb --model nanotrack-v2
 """
 
 
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     accuracy.register(commands)
     multi_speed.register(speed.register(commands))
     int8.register(commands)
+    bias.register(commands)
     return parser
 
 

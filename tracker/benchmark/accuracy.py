@@ -23,7 +23,8 @@ all frames over all the time spent in init and update. Image decoding is not tim
 Every run records the frames the tracker flagged lost; OTB-style tables score that flag:
 "lost: IoU<0.1" is the share of flagged frames whose IoU with the ground truth is below 0.1,
 "IoU<0.1: lost" the share of those failures that were flagged (frames after the first, pooled).
---short-term tracks with long_term=False, the references' loop, for comparison.
+--short-term tracks with long_term=False, --uncorrected with center_bias=(0, 0) (both: the
+references' loop), for comparison.
 
 A ground-truth row with a NaN or four zeros marks a frame without a target: it is left out of
 every metric (as the toolkit leaves out GOT-10k's absent frames) and counted, per sequence, in
@@ -122,6 +123,10 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
                         help="track with long_term=False (no held box, no re-detection: the "
                              "references' loop) where a model's record turns long-term tracking "
                              "on; results are stored as <model>-short-term")
+    parser.add_argument("--uncorrected", action="store_true",
+                        help="track with center_bias=(0, 0): boxes where the published network "
+                             "puts them, without the record's centre correction (with "
+                             "--short-term: the references' loop); stored as <model>-uncorrected")
     parser.add_argument("--sequences", action="append", metavar="NAMES",
                         help="only these sequences: comma-separated names or shell patterns "
                              "(repeatable), e.g. 'Girl,Car*'")
@@ -142,16 +147,19 @@ def _shard(text: str) -> Tuple[int, int]:
 
 def tracker_name(
     model: str, backend: str, raw_boxes: bool = False, weights: Optional[Path] = None,
-    short_term: bool = False,
+    short_term: bool = False, uncorrected: bool = False,
 ) -> str:
     """The name results are stored under: the model, suffixed by a non-default backend, by
-    explicit weights, by the raw-box protocol and by the short-term loop."""
+    explicit weights, by the raw-box protocol, by the short-term loop and by the uncorrected
+    centre bias."""
     name = model if backend == "torch" else f"{model}-{backend}"
     if weights is not None:
         name = f"{name}-{Path(weights).stem}"
     if raw_boxes:
         name = f"{name}-raw"
-    return f"{name}-short-term" if short_term else name
+    if short_term:
+        name = f"{name}-short-term"
+    return f"{name}-uncorrected" if uncorrected else name
 
 
 def evaluate(
@@ -159,7 +167,7 @@ def evaluate(
     backend: str = "torch", weights: Optional[Path] = None, raw_boxes: bool = False,
     sequences: Optional[Sequence[str]] = None, results: Path = Path("results"),
     reports: Path = Path("reports"), workers: int = 1, threads: Optional[int] = None,
-    progress: bool = True, short_term: bool = False,
+    progress: bool = True, short_term: bool = False, uncorrected: bool = False,
 ) -> "AccuracyReport":
     """Track every sequence of ``root`` not done yet with each model, then report.
 
@@ -170,8 +178,9 @@ def evaluate(
     tracking (finished sequences are kept) and is raised again as KeyboardInterrupt.
     """
     experiment, names = _open(dataset, root, models, subset, backend, weights, raw_boxes,
-                              sequences, results, reports, progress, short_term)
-    settings = RunSettings(backend, _threads(threads, workers), raw_boxes, weights, short_term)
+                              sequences, results, reports, progress, short_term, uncorrected)
+    settings = RunSettings(backend, _threads(threads, workers), raw_boxes, weights, short_term,
+                           uncorrected)
     _track_missing(experiment, models, names, experiment.dataset.seq_names, settings, workers,
                    [(results, "--results"), (reports, "--reports")], progress)
     return _report(experiment, names)
@@ -201,7 +210,7 @@ def _run_shard(args: argparse.Namespace, options: dict) -> None:
     index, count = args.shard
     seq_names = experiment.dataset.seq_names[index - 1::count]
     settings = RunSettings(args.backend, _threads(args.threads, args.workers), args.raw_boxes,
-                           args.weights, args.short_term)
+                           args.weights, args.short_term, args.uncorrected)
     _track_missing(experiment, args.models, names, seq_names, settings, args.workers,
                    [(args.results, "--results")], True)
     print(f"shard {index}/{count} done ({len(seq_names)} sequences); once "
@@ -221,7 +230,8 @@ def _options(args: argparse.Namespace) -> dict:
     """The options ``accuracy`` and ``merge`` share, as :func:`evaluate`'s keywords."""
     return {"subset": args.subset, "backend": args.backend, "weights": args.weights,
             "raw_boxes": args.raw_boxes, "sequences": args.sequences, "results": args.results,
-            "reports": args.reports, "short_term": args.short_term}
+            "reports": args.reports, "short_term": args.short_term,
+            "uncorrected": args.uncorrected}
 
 
 def _threads(threads: Optional[int], workers: int) -> Optional[int]:
@@ -231,7 +241,8 @@ def _threads(threads: Optional[int], workers: int) -> Optional[int]:
 
 def _open(dataset_name: str, root: Path, models: Sequence[str], subset: str, backend: str,
           weights: Optional[Path], raw_boxes: bool, sequences: Optional[Sequence[str]],
-          results: Path, reports: Path, progress: bool, short_term: bool = False):
+          results: Path, reports: Path, progress: bool, short_term: bool = False,
+          uncorrected: bool = False):
     """The experiment over the selected sequences, and the name of each model's results."""
     for model in models:
         get_config(model)
@@ -245,7 +256,8 @@ def _open(dataset_name: str, root: Path, models: Sequence[str], subset: str, bac
     if progress and getattr(dataset, "missing", None):
         print(f"note: {len(dataset.missing)} sequences named in list.txt are not in the folder; "
               f"evaluating the {len(dataset)} present", file=sys.stderr)
-    names = [tracker_name(m, backend, raw_boxes, weights, short_term) for m in models]
+    names = [tracker_name(m, backend, raw_boxes, weights, short_term, uncorrected)
+             for m in models]
     return make_experiment(dataset, str(results), str(reports)), names
 
 
@@ -293,10 +305,13 @@ class RunSettings:
     raw_boxes: bool = False
     weights: Optional[Path] = None
     short_term: bool = False
+    uncorrected: bool = False
 
     def build(self, model: str, **options) -> api.Tracker:
         """A tracker of ``model`` as these settings ask (``options``: the backend's)."""
-        overrides = {"long_term": False} if self.short_term else {}
+        overrides: Dict[str, object] = {"long_term": False} if self.short_term else {}
+        if self.uncorrected:
+            overrides["center_bias"] = (0.0, 0.0)
         return api.build_tracker(model, self.weights, backend=self.backend, **options, **overrides)
 
 
@@ -317,7 +332,7 @@ class _Runner:
         if model not in self.trackers:
             self.trackers[model] = ToolkitTracker(
                 tracker_name(model, settings.backend, settings.raw_boxes, settings.weights,
-                             settings.short_term),
+                             settings.short_term, settings.uncorrected),
                 settings.build(model, **backend_options(settings.backend, settings.threads)),
                 0.0 if settings.raw_boxes else self.experiment.dataset.box_origin,
                 self.counter,
@@ -606,7 +621,7 @@ def data_arguments(
     dataset: str, root: Path, models: Sequence[str], *, subset: str = "val",
     backend: str = "torch", weights: Optional[Path] = None, raw_boxes: bool = False,
     sequences: Optional[Sequence[str]] = None, results: Path = Path("results"),
-    reports: Path = Path("reports"), short_term: bool = False,
+    reports: Path = Path("reports"), short_term: bool = False, uncorrected: bool = False,
 ) -> List[str]:
     """The ``accuracy``/``merge`` options selecting these data and models (those of
     :func:`evaluate`), as a command line gives them: defaults are left out."""
@@ -623,6 +638,8 @@ def data_arguments(
         parts.append("--raw-boxes")
     if short_term:
         parts.append("--short-term")
+    if uncorrected:
+        parts.append("--uncorrected")
     for item in sequences or []:
         parts += ["--sequences", item]
     if Path(results) != Path("results"):

@@ -92,8 +92,9 @@ class ProposalLoop(TrackingLoop):
         rate = float(penalty[best] * score[best] * p.lr)
         new_w, new_h = smooth_size(w, h, cand_w[best] / scale, cand_h[best] / scale, rate)
         frame_h, frame_w = frame.shape[:2]
+        bias_x, bias_y = p.center_bias
         self._state = clip_state(
-            cx + dx[best] / scale, cy + dy[best] / scale, new_w, new_h,
+            cx + (dx[best] - bias_x) / scale, cy + (dy[best] - bias_y) / scale, new_w, new_h,
             frame_w, frame_h, p.min_size, self._rules.center_offset,
         )
         return self._state, float(score[best])

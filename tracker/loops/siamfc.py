@@ -96,14 +96,16 @@ class SiamFCLoop(TrackingLoop):
         factor = self._scales[scale_id]
         pixels_per_cell = p.total_stride / p.response_upsample * self._x_size * factor / p.instance_size
         center_cell = (self._upscale - 1) / 2
+        # center_bias is in exemplar-crop pixels: one is z_size / exemplar_size frame pixels.
+        bias_x, bias_y = (b * self._z_size / p.exemplar_size for b in p.center_bias)
         scale_change = self._bounded_scale_change(
             (1 - p.scale_lr) + p.scale_lr * factor, w, h, frame.shape[1], frame.shape[0]
         )
         self._z_size *= scale_change
         self._x_size *= scale_change
         self._state = (
-            min(max(cx + (col - center_cell) * pixels_per_cell, 0.0), frame.shape[1]),
-            min(max(cy + (row - center_cell) * pixels_per_cell, 0.0), frame.shape[0]),
+            min(max(cx + (col - center_cell) * pixels_per_cell - bias_x, 0.0), frame.shape[1]),
+            min(max(cy + (row - center_cell) * pixels_per_cell - bias_y, 0.0), frame.shape[0]),
             w * scale_change,
             h * scale_change,
         )
