@@ -185,7 +185,8 @@ def test_clone_shares_the_network_but_not_the_target(trk, frames):
     other = trk.clone()
     other.init(images[0], (10.0, 10.0, 30.0, 30.0))
     assert _run(trk, images[:5], box) == _run(tracker.build_tracker(
-        "nanotrack-v2", weights=shared_path("weights", "nanotrack", "nanotrackv2.pth")
+        "nanotrack-v2", weights=shared_path("weights", "nanotrack", "nanotrackv2.pth"),
+        long_term=False, center_bias=(0.0, 0.0),
     ), images[:5], box)
     assert other.update(images[1]).box != trk.update(images[1]).box
 
