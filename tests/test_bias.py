@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import tracker
+from tests.boxes import ious
 from tests.conftest import shared_path
 from tests.test_long_term import MARKER, START, MarkerRunner, marker_frame
 from tracker.api import Tracker
@@ -68,12 +69,7 @@ def test_the_command_prints_the_median_offsets_computed_here(tmp_path):
         else:
             boxes.append(trk.update(frame).box)
     boxes = np.array(boxes)
-    left = np.maximum(boxes[:, 0], truth[:, 0])
-    right = np.minimum(boxes[:, 0] + boxes[:, 2], truth[:, 0] + truth[:, 2])
-    top = np.maximum(boxes[:, 1], truth[:, 1])
-    bottom = np.minimum(boxes[:, 1] + boxes[:, 3], truth[:, 1] + truth[:, 3])
-    inter = np.clip(right - left, 0, None) * np.clip(bottom - top, 0, None)
-    iou = inter / (boxes[:, 2] * boxes[:, 3] + truth[:, 2] * truth[:, 3] - inter)
+    iou = ious(boxes, truth)
     used = iou > TRACKED_IOU
     used[0] = False
     offsets = (boxes[:, :2] + boxes[:, 2:] / 2 - truth[:, :2] - truth[:, 2:] / 2)[used]

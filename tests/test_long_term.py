@@ -236,8 +236,8 @@ def test_long_term_settings_are_checked(overrides, message):
         TrackingParams(**overrides)
 
 
-def test_the_nanotrack_records_turn_long_term_on_and_the_others_leave_it_off():
+def test_only_nanotrack_v2_tracks_long_term_by_default():
     on = {name for name in tracker.list_models() if tracker.get_config(name).tracking.long_term}
-    assert on == {"nanotrack-v1", "nanotrack-v2", "nanotrack-v3"}
-    assert tracker.get_config("nanotrack-v2").tracking.hold_below == 0.8
-    assert tracker.get_config("nanotrack-v3").tracking.hold_below == 0.6
+    assert on == {"nanotrack-v2"}
+    params = tracker.get_config("nanotrack-v2").tracking
+    assert (params.hold_below, params.move_threshold, params.redetect_threshold) == (0.8, 0.3, 0.97)

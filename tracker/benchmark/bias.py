@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-import cv2
 import numpy as np
 from got10k.utils.metrics import rect_iou
 from tqdm import tqdm
@@ -27,6 +26,7 @@ from ..cli_args import backend_options, positive_int
 from ..geometry import context_size
 from ..zoo import list_models
 from .datasets import DATASETS, GOT10kFolder, SequenceFolder, open_dataset, present_frames
+from .experiments import ToolkitTracker
 
 #: Frames count when their IoU with the ground truth is above this.
 TRACKED_IOU = 0.5
@@ -93,26 +93,16 @@ def measure_bias(
 
 
 def _track(trk: api.Tracker, dataset: SequenceFolder, seq_name: str) -> Tuple[np.ndarray, np.ndarray]:
-    """Boxes and ground truth of one sequence, both 0-based."""
+    """Boxes and ground truth of one sequence, both 0-based, tracked as ``accuracy`` tracks."""
     img_files, anno = dataset[seq_name][:2]
-    truth = np.asarray(anno, dtype=float) - [dataset.box_origin, dataset.box_origin, 0, 0]
+    runner = ToolkitTracker(trk.name, trk, dataset.box_origin)
     decoded = getattr(dataset, "frames", None)
-    frames = decoded(seq_name) if decoded is not None else (_read(p) for p in img_files)
-    boxes = []
-    for index, frame in enumerate(frames):
-        if index == 0:
-            trk.init(frame, tuple(truth[0]))
-            boxes.append(truth[0])
-        else:
-            boxes.append(np.asarray(trk.update(frame).box))
-    return np.array(boxes), truth
-
-
-def _read(path: str) -> np.ndarray:
-    frame = cv2.imread(path, cv2.IMREAD_COLOR)
-    if frame is None:
-        raise ValueError(f"cannot decode frame {path}")
-    return frame
+    if decoded is not None:
+        boxes, _ = runner.track_frames(decoded(seq_name), anno[0])
+    else:
+        boxes, _ = runner.track(img_files, anno[0], visualize=False)
+    origin = [dataset.box_origin, dataset.box_origin, 0, 0]
+    return np.asarray(boxes, dtype=float) - origin, np.asarray(anno, dtype=float) - origin
 
 
 def _summary(model: str, frame_offsets: List[np.ndarray], crop_offsets: List[np.ndarray]) -> ModelBias:
