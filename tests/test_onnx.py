@@ -15,8 +15,8 @@ import torch
 import tracker
 from tests.conftest import run_without_torch, shared_path
 from tests.steps import (
-    STEPS, WEIGHTS, export_rows, exported, network_for, step_frame, step_results, step_rows,
-    torch_step_results,
+    STEPS, WEIGHTS, export_rows, exported, network_for, reference_config, step_frame, step_results,
+    step_rows, torch_step_results,
 )
 from tracker import CheckpointError, WeightsNotFoundError, clips
 from tracker.backends import onnx_backend
@@ -47,7 +47,7 @@ def test_exported_steps_match_torch(name):
     assert len(torch_boxes) == (6 if STEPS[name].one_per_sequence else 83)
     rows = export_rows(name)
     assert len(rows) == (12 if STEPS[name].export_ends_only else len(torch_boxes))
-    trk = tracker.build_tracker(name, backend="onnxruntime", weights=folder)
+    trk = tracker.build_tracker(reference_config(name), backend="onnxruntime", weights=folder)
     onnx = step_results(trk, name, rows)
     if STEPS[name].export_ends_only:  # the rows still cover every search size the loop picks
         assert set(onnx.search_sizes) == set(torch_step_results(name).search_sizes)
