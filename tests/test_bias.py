@@ -20,9 +20,9 @@ from tracker.geometry import context_size
 
 
 @pytest.mark.parametrize("name", ["nanotrack-v2", "siamrpnpp-alex", "siamfc-alexnet"])
-def test_the_correction_moves_each_located_centre_by_the_bias_at_the_target_scale(name):
-    """center_bias is in exemplar-crop pixels: the box moves left and up by the bias times
-    context size / exemplar size frame pixels, and nothing else changes."""
+def test_the_correction_moves_each_located_centre_by_the_bias_in_frame_pixels(name):
+    """center_bias is in frame pixels: the box moves left and up by it whatever the target's
+    size, and nothing else changes."""
     boxes = {}
     for bias in ((0.0, 0.0), (3.0, -2.0)):
         config = tracker.get_config(name).with_tracking(long_term=False, center_bias=bias)
@@ -30,9 +30,7 @@ def test_the_correction_moves_each_located_centre_by_the_bias_at_the_target_scal
         trk.init(marker_frame(START), START + (MARKER, MARKER))
         boxes[bias] = trk.update(marker_frame(START)).box
     plain, corrected = np.array(boxes[(0.0, 0.0)]), np.array(boxes[(3.0, -2.0)])
-    frame_px = context_size(MARKER, MARKER, 0.5) / 127
-    np.testing.assert_allclose(corrected - plain, [-3.0 * frame_px, 2.0 * frame_px, 0, 0],
-                               atol=1e-9)
+    np.testing.assert_allclose(corrected - plain, [-3.0, 2.0, 0, 0], atol=1e-9)
 
 
 def test_the_records_correct_nanotrack_only():
@@ -75,9 +73,14 @@ def test_the_command_prints_the_median_offsets_computed_here(tmp_path):
     offsets = (boxes[:, :2] + boxes[:, 2:] / 2 - truth[:, :2] - truth[:, 2:] / 2)[used]
     scale = 127 / np.array([context_size(w, h, 0.5) for w, h in boxes[used, 2:]])
     frame_px, crop_px = np.median(offsets, axis=0), np.median(offsets * scale[:, None], axis=0)
+    frame_residual = np.sqrt(np.mean((offsets - frame_px) ** 2, axis=0))
+    crop_residual = np.sqrt(np.mean((offsets - crop_px / scale[:, None]) ** 2, axis=0))
+    better = "frame px" if np.hypot(*frame_residual) <= np.hypot(*crop_residual) else "crop px"
     row = next(line for line in out.getvalue().splitlines() if line.startswith("nanotrack-v2"))
-    expected = (f"{used.sum()}  {frame_px[0]:+.2f}, {frame_px[1]:+.2f}  +0.00, +0.00  "
-                f"{crop_px[0]:+.2f}, {crop_px[1]:+.2f}  +0.00, +0.00")
+    expected = (f"{used.sum()}  {frame_px[0]:+.2f}, {frame_px[1]:+.2f}  "
+                f"{frame_residual[0]:.3f}, {frame_residual[1]:.3f}  "
+                f"{crop_px[0]:+.2f}, {crop_px[1]:+.2f}  "
+                f"{crop_residual[0]:.3f}, {crop_residual[1]:.3f}  {better}")
     assert " ".join(row.split()[1:]) == " ".join(expected.split())
 
 
@@ -101,4 +104,5 @@ def test_the_records_hold_what_the_command_measures_on_the_shared_sequences():
                            progress=False)
     for result in results:
         recorded = tracker.get_config(result.name).tracking.center_bias
-        assert recorded == pytest.approx(result.crop_px, abs=0.005 + 1e-9), result.name
+        assert recorded == pytest.approx(result.frame_px, abs=0.005 + 1e-9), result.name
+        assert result.explained_by == "frame px", result

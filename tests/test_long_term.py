@@ -240,4 +240,6 @@ def test_only_nanotrack_v2_tracks_long_term_by_default():
     on = {name for name in tracker.list_models() if tracker.get_config(name).tracking.long_term}
     assert on == {"nanotrack-v2"}
     params = tracker.get_config("nanotrack-v2").tracking
-    assert (params.hold_below, params.move_threshold, params.redetect_threshold) == (0.8, 0.3, 0.97)
+    settings = (params.hold_below, params.move_threshold, params.redetect_after,
+                params.redetect_threshold)
+    assert settings == (0.75, 0.3, 30, 0.97)

@@ -96,7 +96,7 @@ class TrackingParams:
     side, nearest first, going round), all in one network call, and takes the best candidate
     back when it scores at least ``redetect_threshold``.
 
-    ``center_bias``: ``(x, y)`` in exemplar-crop pixels that the network places boxes right of
+    ``center_bias``: ``(x, y)`` in frame pixels that the network places boxes right of
     and below the target (its training crops were cut with another convention than its
     tracking crops); the loop subtracts it from every located centre. 0 for networks trained
     by this library.

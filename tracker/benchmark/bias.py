@@ -3,10 +3,13 @@
 Tracks every sequence of a benchmark folder with each --model as the references do (the
 short-term loop, no centre correction: ``long_term=False, center_bias=(0, 0)``), and over the
 frames tracked well (IoU with the ground truth above 0.5, after the first) measures the signed
-offset of the box centre from the ground truth's centre, in frame pixels and in exemplar-crop
-pixels (frame pixels times ``exemplar_size / context size`` of the tracked box: the scale the
-network saw the target at). Prints per model the median offsets over all those frames and the
-spread of the per-sequence medians; ``center_bias`` in a model's record is the crop-pixel median.
+offset of the box centre from the ground truth's centre. Two explanations are fitted: a
+constant offset in frame pixels, and a constant in exemplar-crop pixels (the offset times
+``exemplar_size / context size`` of the tracked box: the scale the network saw the target at,
+so that in frame pixels it shrinks as the target grows). Each is the median over all those
+frames; its residual is the root mean square, in frame pixels, of what it leaves unexplained.
+The one with the smaller residual explains the bias; ``center_bias`` in a model's record is
+the frame-pixel median, which explains it for every published NanoTrack network.
 Boxes are compared in the library's 0-based convention (the files' 1-based numbers converted).
 """
 
@@ -53,15 +56,22 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 @dataclass(frozen=True)
 class ModelBias:
-    """One model's offsets (x, y): medians over all tracked frames, and the per-sequence
-    medians' standard deviation."""
+    """One model's offsets (x, y): the frame-pixel and the crop-pixel constant (medians over
+    all tracked frames), each with its residual (root mean square, frame pixels)."""
 
     name: str
     frames: int
     frame_px: Tuple[float, float]
     crop_px: Tuple[float, float]
-    frame_px_spread: Tuple[float, float]
-    crop_px_spread: Tuple[float, float]
+    frame_px_residual: Tuple[float, float]
+    crop_px_residual: Tuple[float, float]
+
+    @property
+    def explained_by(self) -> str:
+        """``"frame px"`` or ``"crop px"``: the constant that leaves the smaller residual."""
+        frame = float(np.hypot(*self.frame_px_residual))
+        crop = float(np.hypot(*self.crop_px_residual))
+        return "frame px" if frame <= crop else "crop px"
 
 
 def measure_bias(
@@ -77,8 +87,8 @@ def measure_bias(
                                 **backend_options(backend, threads))
         context = trk.config.tracking.context_amount
         exemplar = trk.config.tracking.exemplar_size
-        frame_offsets: List[np.ndarray] = []
-        crop_offsets: List[np.ndarray] = []
+        offsets: List[np.ndarray] = []
+        scales: List[np.ndarray] = []
         for seq_name in tqdm(dataset.seq_names, desc=model, disable=not progress, leave=False):
             boxes, truth = _track(trk, dataset, seq_name)
             tracked = present_frames(truth)
@@ -86,9 +96,9 @@ def measure_bias(
             tracked[tracked] = rect_iou(boxes[tracked], truth[tracked]) > TRACKED_IOU
             offset = (boxes[:, :2] + boxes[:, 2:] / 2) - (truth[:, :2] + truth[:, 2:] / 2)
             scale = exemplar / np.array([context_size(w, h, context) for w, h in boxes[:, 2:]])
-            frame_offsets.append(offset[tracked])
-            crop_offsets.append(offset[tracked] * scale[tracked, None])
-        results.append(_summary(model, frame_offsets, crop_offsets))
+            offsets.append(offset[tracked])
+            scales.append(scale[tracked])
+        results.append(_summary(model, np.concatenate(offsets), np.concatenate(scales)))
     return results
 
 
@@ -105,23 +115,26 @@ def _track(trk: api.Tracker, dataset: SequenceFolder, seq_name: str) -> Tuple[np
     return np.asarray(boxes, dtype=float) - origin, np.asarray(anno, dtype=float) - origin
 
 
-def _summary(model: str, frame_offsets: List[np.ndarray], crop_offsets: List[np.ndarray]) -> ModelBias:
-    used = [i for i, offsets in enumerate(crop_offsets) if len(offsets)]
-    if not used:
+def _summary(model: str, offsets: np.ndarray, scales: np.ndarray) -> ModelBias:
+    """Fit both constants to the frame-pixel ``offsets`` seen at crop ``scales``."""
+    if not len(offsets):
         raise ValueError(f"{model}: no frame tracked with IoU above {TRACKED_IOU}")
 
     def pair(values: np.ndarray) -> Tuple[float, float]:
         return float(values[0]), float(values[1])
 
-    frames = np.concatenate([frame_offsets[i] for i in used])
-    crops = np.concatenate([crop_offsets[i] for i in used])
+    def rms(residual: np.ndarray) -> Tuple[float, float]:
+        return pair(np.sqrt(np.mean(residual ** 2, axis=0)))
+
+    frame_px = np.median(offsets, axis=0)
+    crop_px = np.median(offsets * scales[:, None], axis=0)
     return ModelBias(
         name=model,
-        frames=len(frames),
-        frame_px=pair(np.median(frames, axis=0)),
-        crop_px=pair(np.median(crops, axis=0)),
-        frame_px_spread=pair(np.std([np.median(frame_offsets[i], axis=0) for i in used], axis=0)),
-        crop_px_spread=pair(np.std([np.median(crop_offsets[i], axis=0) for i in used], axis=0)),
+        frames=len(offsets),
+        frame_px=pair(frame_px),
+        crop_px=pair(crop_px),
+        frame_px_residual=rms(offsets - frame_px),
+        crop_px_residual=rms(offsets - crop_px / scales[:, None]),
     )
 
 
@@ -132,9 +145,13 @@ def format_bias(results: Sequence[ModelBias]) -> str:
     def cell(values: Tuple[float, float]) -> str:
         return f"{values[0]:+.2f}, {values[1]:+.2f}"
 
-    rows = [[r.name, str(r.frames), cell(r.frame_px), cell(r.frame_px_spread), cell(r.crop_px),
-             cell(r.crop_px_spread)] for r in results]
-    header = ["model", "frames", "frame px (x, y)", "spread", "crop px (x, y)", "spread"]
+    def size(values: Tuple[float, float]) -> str:
+        return f"{values[0]:.3f}, {values[1]:.3f}"
+
+    rows = [[r.name, str(r.frames), cell(r.frame_px), size(r.frame_px_residual), cell(r.crop_px),
+             size(r.crop_px_residual), r.explained_by] for r in results]
+    header = ["model", "frames", "frame px (x, y)", "residual", "crop px (x, y)", "residual",
+              "explained by"]
     return markdown.text_table(header, rows)
 
 
@@ -144,6 +161,7 @@ def run_bias(args: argparse.Namespace) -> int:
     results = measure_bias(dataset, args.models, args.backend, args.threads)
     print(format_bias(results))
     print("offset = box centre - ground-truth centre (x right, y down), median over the frames "
-          f"with IoU > {TRACKED_IOU}; spread = standard deviation of the per-sequence medians")
+          f"with IoU > {TRACKED_IOU}; residual = root mean square (frame px) of the offsets less "
+          "each constant (the crop-px one divided by each frame's crop scale)")
     return 0
 

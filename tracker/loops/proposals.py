@@ -94,7 +94,7 @@ class ProposalLoop(TrackingLoop):
         frame_h, frame_w = frame.shape[:2]
         bias_x, bias_y = p.center_bias
         self._state = clip_state(
-            cx + (dx[best] - bias_x) / scale, cy + (dy[best] - bias_y) / scale, new_w, new_h,
+            cx + dx[best] / scale - bias_x, cy + dy[best] / scale - bias_y, new_w, new_h,
             frame_w, frame_h, p.min_size, self._rules.center_offset,
         )
         return self._state, float(score[best])

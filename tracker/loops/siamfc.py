@@ -96,8 +96,7 @@ class SiamFCLoop(TrackingLoop):
         factor = self._scales[scale_id]
         pixels_per_cell = p.total_stride / p.response_upsample * self._x_size * factor / p.instance_size
         center_cell = (self._upscale - 1) / 2
-        # center_bias is in exemplar-crop pixels: one is z_size / exemplar_size frame pixels.
-        bias_x, bias_y = (b * self._z_size / p.exemplar_size for b in p.center_bias)
+        bias_x, bias_y = p.center_bias
         scale_change = self._bounded_scale_change(
             (1 - p.scale_lr) + p.scale_lr * factor, w, h, frame.shape[1], frame.shape[0]
         )
