@@ -212,7 +212,7 @@ def test_overrides_reach_the_tracking_loop(frames):
     images, box = frames
     weights = shared_path("weights", "nanotrack", "nanotrackv2.pth")
     default = tracker.build_tracker("nanotrack-v2", weights=weights)
-    trk = tracker.build_tracker("nanotrack-v2", weights=weights, lr=0.0, lost_threshold=0.9999)
+    trk = tracker.build_tracker("nanotrack-v2", weights=weights, lr=0.0, lost_threshold=0.999999)
     assert trk.config.tracking.lr == 0.0
     assert tracker.get_config("nanotrack-v2").tracking.lr == 0.385
     plain, overridden = _run(default, images[:10], box), _run(trk, images[:10], box)
@@ -221,7 +221,7 @@ def test_overrides_reach_the_tracking_loop(frames):
     assert all(r.box[2:] == box[2:] for r in overridden)
     assert any(r.box[2:] != box[2:] for r in plain)
     assert not any(r.lost for r in plain)
-    assert all(r.lost == (r.score < 0.9999) for r in overridden) and any(r.lost for r in overridden)
+    assert all(r.lost == (r.score < 0.999999) for r in overridden) and any(r.lost for r in overridden)
 
 
 def test_device_argument_places_the_network_and_bad_devices_are_named(frames):
