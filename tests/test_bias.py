@@ -21,8 +21,8 @@ from tracker.geometry import context_size
 
 @pytest.mark.parametrize("name", ["nanotrack-v2", "siamrpnpp-alex", "siamfc-alexnet"])
 def test_the_correction_moves_each_located_centre_by_the_bias_in_frame_pixels(name):
-    """center_bias is in frame pixels: the box moves left and up by it whatever the target's
-    size, and nothing else changes."""
+    """center_bias is in frame pixels: the box moves left and up by exactly it (not scaled by
+    the crop), and nothing else changes."""
     boxes = {}
     for bias in ((0.0, 0.0), (3.0, -2.0)):
         config = tracker.get_config(name).with_tracking(long_term=False, center_bias=bias)

@@ -16,7 +16,8 @@ fire. The other models keep 0.5: no trained weights were available here to calib
 ``center_bias`` (NanoTrack): where the published networks place boxes relative to the target,
 in frame pixels (right, down), as ``python -m tracker.benchmark bias`` measures it on the
 shared OTB-layout sequences (median over the frames tracked with IoU above 0.5; a constant in
-frame pixels leaves a smaller residual than one in crop pixels); the loop subtracts it. The parity tests against the references run with it at 0.
+frame pixels leaves a smaller residual than one in crop pixels); the loop subtracts it. The
+parity tests against the references run with it at 0.
 
 Long-term tracking (``long_term``, :class:`~tracker.loops.LongTermLoop`) is on for NanoTrack v2,
 with settings tuned on the shared airplane clip and OTB-layout sequences (README, "Long-term
