@@ -20,10 +20,12 @@ from got10k.experiments import ExperimentGOT10k, ExperimentOTB
 
 from tests.boxes import ious
 from tests.conftest import shared_path
+from tracker.benchmark import accuracy
 from tracker.benchmark.__main__ import main
 from tracker.benchmark.accuracy import evaluate
 from tracker.benchmark.datasets import GOT10kFolder, OTBFolder
 from tracker.benchmark.experiments import absent_frames
+from tracker.zoo import get_config
 
 MODEL = "nanotrack-v2"
 SUBSET = ["Football1", "uav_wakeboard7", "Skiing"]
@@ -658,3 +660,41 @@ def test_a_clip_shorter_than_its_annotations_is_a_one_line_error(tmp_path):
     assert code == 2 and out == ""
     assert err.strip().splitlines()[-1].endswith("has 4 frames but "
                                                   f"{tmp_path / 'clips' / 'clip.txt'} annotates 6")
+
+
+def test_results_tracked_with_other_settings_are_refused_naming_the_differences(
+        tmp_path, monkeypatch):
+    """Changed defaults must not pass off old results as today's: the stored settings are
+    compared on every run and on merge; a folder without settings (older runs) is refused too."""
+    _synthetic_otb(tmp_path / "otb", [f"{41 + 3 * i},41,40,30" for i in range(4)])
+    common = ["--dataset", "otb", "--root", tmp_path / "otb", "--model", MODEL,
+              "--results", tmp_path / "r", "--reports", tmp_path / "p"]
+    assert _cli("accuracy", *common, *ONE_THREAD)[0] == 0
+    settings_file = tmp_path / "r" / "OTB" / f"{MODEL}.settings.json"
+    stored = json.loads(settings_file.read_text())
+    assert stored["backend"] == "torch" and stored["raw_boxes"] is False
+    assert stored["config"]["tracking"]["hold_threshold"] == 0.75
+    assert stored["config"]["tracking"]["center_bias"] == [1.29, 1.37]
+
+    changed = get_config(MODEL).with_tracking(hold_threshold=0.5)
+    monkeypatch.setattr(accuracy, "get_config", lambda name: changed)
+    for command in ("accuracy", "merge"):
+        code, out, err = _cli(command, *common)
+        assert (code, out, err.count("\n")) == (2, "", 1), err
+        assert f"the results of {MODEL} in {tmp_path / 'r' / 'OTB' / MODEL} were tracked with " \
+               "other settings (config.tracking.hold_threshold: 0.75 -> 0.5)" in err
+        assert f"{MODEL}.settings.json beside it" in err
+
+    monkeypatch.undo()
+    settings_file.unlink()
+    code, _, err = _cli("accuracy", *common)
+    assert code == 2 and "were tracked before the settings were recorded" in err
+    assert not settings_file.exists()
+
+    shutil.rmtree(tmp_path / "r" / "OTB" / MODEL)
+    code, _, err = _cli("accuracy", *common, "--short-term", *ONE_THREAD)
+    assert code == 0, err
+    assert not settings_file.exists()
+    short_term = json.loads((tmp_path / "r" / "OTB" / f"{MODEL}-short-term.settings.json")
+                            .read_text())
+    assert short_term["config"]["tracking"]["long_term"] is False

@@ -3,7 +3,10 @@
 accuracy tracks every sequence of an OTB-, LaSOT- or GOT-10k-layout folder with each --model,
 writes the results in the toolkit's layout under --results, has the toolkit compute the report
 under --reports (performance.json, success and precision plots as PNG) and prints one row per
-model. Finished sequences are skipped, so an interrupted run resumes where it stopped.
+model. Finished sequences are skipped, so an interrupted run resumes where it stopped. The
+settings each tracker's results are made with (its tracking config, backend, weights, box
+protocol) are stored beside them; results made with other settings (e.g. before a model's
+defaults changed) are refused, naming the differences, rather than reported as today's.
 --workers N spreads the sequences over N processes, each building its own tracker and using one
 backend thread and one OpenCV thread unless --threads says otherwise. --shard I/N tracks only every N-th sequence of
 the sorted list, starting with the I-th, and writes no report: merge builds it once every
@@ -222,6 +225,9 @@ def run_merge(args: argparse.Namespace) -> int:
     """``merge``: the report of ``accuracy`` from existing result files."""
     experiment, names = _open(args.dataset, args.root, args.models, **_options(args),
                               progress=True)
+    settings = RunSettings(args.backend, None, args.raw_boxes, args.weights, args.short_term,
+                           args.uncorrected)
+    _check_settings(experiment, args.models, names, settings, record=False)
     _print(_report(experiment, names), args)
     return 0
 
@@ -266,6 +272,7 @@ def _track_missing(experiment, models: Sequence[str], names: Sequence[str],
                    folders: Sequence[Tuple[Path, str]], progress: bool) -> None:
     """Track the (model, sequence) pairs without results; ``folders`` (path, option) are
     checked writable first. On Ctrl-C, say what is left and raise KeyboardInterrupt again."""
+    _check_settings(experiment, models, names, settings, record=False)
     tasks = [
         (model, seq) for model, name in zip(models, names) for seq in seq_names
         if not experiment.is_done(name, seq)
@@ -280,6 +287,7 @@ def _track_missing(experiment, models: Sequence[str], names: Sequence[str],
     for folder, option in folders:
         ensure_writable_dir(folder, option)
     _check_models(models, settings)
+    _check_settings(experiment, models, names, settings, record=True)
     by_model = dict(zip(models, names))
     try:
         _track(experiment, tasks, settings, workers, progress)
@@ -288,6 +296,41 @@ def _track_missing(experiment, models: Sequence[str], names: Sequence[str],
         print(f"interrupted with {left} of {len(tasks)} sequences left; run the same command "
               "again to resume (finished sequences are kept)", file=sys.stderr)
         raise
+
+
+def _check_settings(experiment, models: Sequence[str], names: Sequence[str],
+                    settings: "RunSettings", record: bool) -> None:
+    """Refuse stored results that were tracked with other settings than ``settings`` (another
+    tracking config, e.g. changed defaults), and with ``record`` store the settings of the
+    trackers that have none yet."""
+    for model, name in zip(models, names):
+        wanted = settings.recorded(model)
+        stored = experiment.recorded_settings(name)
+        if stored == wanted:
+            continue
+        folder = Path(experiment.result_dir) / name
+        if stored is None and not experiment.has_results(name):
+            if record:
+                experiment.record_settings(name, wanted)
+            continue
+        what = ("were tracked before the settings were recorded" if stored is None else
+                "were tracked with other settings (" + "; ".join(_differences(stored, wanted))
+                + ")")
+        raise ValueError(f"the results of {model} in {folder} {what}; delete that folder and "
+                         f"{Path(experiment.settings_file(name)).name} beside it to track again, "
+                         "or pass another --results folder")
+
+
+def _differences(stored: dict, wanted: dict, prefix: str = "") -> List[str]:
+    """``key: stored -> wanted`` for each leaf that differs (nested keys joined by dots)."""
+    differences = []
+    for key in sorted(set(stored) | set(wanted)):
+        old, new = stored.get(key), wanted.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            differences += _differences(old, new, f"{prefix}{key}.")
+        elif old != new:
+            differences.append(f"{prefix}{key}: {old!r} -> {new!r}")
+    return differences
 
 
 def _check_models(models: Sequence[str], settings: "RunSettings") -> None:
@@ -307,12 +350,25 @@ class RunSettings:
     short_term: bool = False
     uncorrected: bool = False
 
-    def build(self, model: str, **options) -> api.Tracker:
-        """A tracker of ``model`` as these settings ask (``options``: the backend's)."""
+    def overrides(self) -> Dict[str, object]:
+        """The tracking overrides of --short-term and --uncorrected."""
         overrides: Dict[str, object] = {"long_term": False} if self.short_term else {}
         if self.uncorrected:
             overrides["center_bias"] = (0.0, 0.0)
-        return api.build_tracker(model, self.weights, backend=self.backend, **options, **overrides)
+        return overrides
+
+    def build(self, model: str, **options) -> api.Tracker:
+        """A tracker of ``model`` as these settings ask (``options``: the backend's)."""
+        return api.build_tracker(model, self.weights, backend=self.backend, **options,
+                                 **self.overrides())
+
+    def recorded(self, model: str) -> Dict[str, object]:
+        """What the results of ``model`` depend on, as stored beside them: the tracking config
+        (with these settings' overrides), the backend, the weights and the box protocol."""
+        config = get_config(model).with_tracking(**self.overrides()).to_dict()
+        config.pop("description")
+        return {"config": config, "backend": self.backend, "raw_boxes": self.raw_boxes,
+                "weights": None if self.weights is None else str(self.weights)}
 
 
 class _Runner:

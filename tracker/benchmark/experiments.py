@@ -187,6 +187,36 @@ class _OfflineRuns:
         self._record(record_file, boxes, times)
         return True
 
+    def settings_file(self, tracker_name: str) -> str:
+        """Where the settings a tracker's results were made with are kept: beside its results
+        folder, not in it, so that GOT-10k's submission archive holds results only."""
+        return os.path.join(self.result_dir, f"{tracker_name}.settings.json")
+
+    def has_results(self, tracker_name: str) -> bool:
+        """Whether any result of ``tracker_name`` is stored, for any sequence."""
+        return os.path.isdir(os.path.join(self.result_dir, tracker_name))
+
+    def recorded_settings(self, tracker_name: str) -> Optional[dict]:
+        """The settings stored by :meth:`record_settings`, or None."""
+        path = self.settings_file(tracker_name)
+        if not os.path.isfile(path):
+            return None
+        try:
+            with open(path) as f:
+                return json.load(f)
+        except ValueError:
+            raise ValueError(f"{path} is not valid JSON; delete it together with the results "
+                             f"folder {os.path.join(self.result_dir, tracker_name)}") from None
+
+    def record_settings(self, tracker_name: str, settings: dict) -> None:
+        """Store ``settings`` (plain JSON values) as what ``tracker_name``'s results are made with."""
+        os.makedirs(self.result_dir, exist_ok=True)
+        path = self.settings_file(tracker_name)
+        staging = f"{path}.partial-{os.getpid()}"
+        with open(staging, "w") as f:
+            json.dump(settings, f, indent=2, sort_keys=True)
+        os.replace(staging, path)
+
     def lost_file(self, tracker_name: str, seq_name: str) -> str:
         """Where a run writes its per-frame lost flags (0/1 lines), beside its boxes."""
         return os.path.join(os.path.dirname(self.record_file(tracker_name, seq_name)), "lost",
