@@ -135,6 +135,7 @@ def test_json_report_holds_every_number(monkeypatch, small_matmul):
     assert baseline["backend"] == "opencv" and "TrackerNano" in baseline["tracker"]
     assert ours["tracker"] == "nanotrack-v2" and ours["frames"] == 15
     assert ours["median_ms"] <= ours["p95_ms"]
+    assert ours["cpu_ms"] > 0 and baseline["cpu_ms"] > 0
     assert ours["gflops_per_frame"] * 1e9 == pytest.approx(_hand_counted_flops("nanotrack-v2"))
     assert ours["achieved_gflops"] == pytest.approx(ours["gflops_per_frame"] * ours["fps"])
     assert ours["limit_ratio"] == pytest.approx(ours["achieved_gflops"] / report["machine_gflops"]["1"])
@@ -145,12 +146,43 @@ def test_trackers_take_turns_over_every_frame_in_order():
     calls = []
     updates = [lambda frame, who=who: calls.append((who, frame)) for who in "ab"]
     frames = list(range(3 + 12))
-    seconds = speed.time_interleaved(updates, frames, warmup=3, rounds=4)
-    assert [len(times) for times in seconds] == [12, 12]
+    measured = speed.time_interleaved(updates, frames, warmup=3, rounds=4)
+    assert [len(m.seconds) for m in measured] == [12, 12]
     for who in "ab":
         assert [frame for caller, frame in calls if caller == who] == frames
     timed = [caller for caller, frame in calls if frame >= 3]
     assert "".join(timed) == "aaabbb" * 4
+
+
+def test_camera_pacing_sleeps_the_rest_of_each_frame_and_counts_cpu_time(monkeypatch):
+    """At a camera's rate each call is followed by a sleep up to the frame period (not timed);
+    the CPU time of each tracker's turns is summed, here a known burn per call."""
+    slept = []
+    monkeypatch.setattr(speed.time, "sleep", slept.append)
+    cpu = iter(range(1000))
+    monkeypatch.setattr(speed.time, "process_time", lambda: next(cpu) * 0.5)
+    updates = [lambda frame: None, lambda frame: None]
+    measured = speed.time_interleaved(updates, list(range(2 + 6)), warmup=2, rounds=3,
+                                      camera_fps=20.0)
+    assert len(slept) == 12
+    for calls in measured:
+        assert len(calls.seconds) == 6
+        assert calls.cpu_seconds == pytest.approx(3 * 0.5)  # one process_time step per turn
+    assert all(0.05 - 0.01 < wait <= 0.05 for wait in slept)
+    timing = speed.summarize("t", "torch", 2, measured[0].seconds, measured[0].cpu_seconds)
+    assert timing.cpu_ms == pytest.approx(1000 * 1.5 / 6)
+    slept.clear()
+    speed.time_interleaved(updates, list(range(8)), warmup=2, rounds=3)
+    assert slept == []
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "nan", "fast", "2000"])
+def test_camera_rate_outside_its_range_is_a_usage_error(value, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["speed", "--camera-fps", value])
+    assert stop.value.code == 2
+    assert f"--camera-fps: expected frames per second in (0, 1000], got '{value}'" in \
+        capsys.readouterr().err
 
 
 def test_machine_limit_uses_libraries_whose_thread_count_is_set():

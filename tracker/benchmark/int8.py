@@ -101,11 +101,11 @@ def compare_int8(
                 for _, sidecar in INT8_VARIANTS]
     for trk in trackers:
         trk.init(clip[0], tuple(box))
-    seconds = time_interleaved([trk.update for trk in trackers], clip[1:], WARMUP_FRAMES)
+    measured = time_interleaved([trk.update for trk in trackers], clip[1:], WARMUP_FRAMES)
     comparison = Int8Comparison(
         video=Path(video), threads=threads,
-        timings={label: summarize(label, "onnxruntime", threads, times)
-                 for (label, _), times in zip(INT8_VARIANTS, seconds)},
+        timings={label: summarize(label, "onnxruntime", threads, calls.seconds, calls.cpu_seconds)
+                 for (label, _), calls in zip(INT8_VARIANTS, measured)},
     )
     if otb_root is not None:
         comparison.otb_root = Path(otb_root)

@@ -188,12 +188,12 @@ def measure_multi_speed(
                         for model in models for backend in backends}
             for n in counts:
                 contenders = _contenders(networks, opencv_models, images[0], boxes[n])
-                seconds = speed.time_interleaved(
+                measured = speed.time_interleaved(
                     [update for *_, update in contenders], images[1:], speed.WARMUP_FRAMES,
                     progress=f"{n} target(s) on {thread_count} thread(s)" if progress else None,
                 )
-                for (model, label, kind, backend, _), times in zip(contenders, seconds):
-                    timing = speed.summarize(label, backend, thread_count, times)
+                for (model, label, kind, backend, _), calls in zip(contenders, measured):
+                    timing = speed.summarize(label, backend, thread_count, calls.seconds)
                     timings[model, backend, kind, thread_count, n] = MultiTiming(
                         tracker=label, contender=kind, backend=backend, threads=thread_count,
                         targets=n, frames=timing.frames, median_ms=timing.median_ms,

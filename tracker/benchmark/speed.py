@@ -7,6 +7,9 @@ FLOPs per multiply-add of every convolution and matrix product); the machine's l
 thread count. Baseline in the same run: OpenCV's ``cv2.TrackerNano`` on NanoTrack's
 published ONNX files, when they are present. The trackers of one thread count take turns
 (the timed frames cut into rounds), so a drift of the machine does not favour one of them.
+Each tracker's CPU time per frame (this process, all its threads) is measured over its turns;
+``--camera-fps`` paces the calls as a camera delivers frames, so that the CPU time also counts
+what a tracker burns while it waits for the next frame (spinning thread pools).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class Timing:
     median_ms: float
     p95_ms: float
     fps: float
+    cpu_ms: Optional[float] = None
     load: int = 0
     session: str = "-"
     gflops_per_frame: Optional[float] = None
@@ -69,6 +73,7 @@ class SpeedReport:
 
     clip: str
     frames: int
+    camera_fps: Optional[float] = None
     machine_gflops: Dict[int, float] = field(default_factory=dict)
     matmul_gflops: Dict[int, Dict[str, float]] = field(default_factory=dict)
     timings: List[Timing] = field(default_factory=list)
@@ -113,6 +118,10 @@ def register(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--spinning", choices=("model", "on", "off"), default="model",
                         help="whether onnxruntime's threads spin between operators (default: the "
                              "model's CPU policy)")
+    parser.add_argument("--camera-fps", type=camera_rate, default=None, metavar="F",
+                        help="call update at most F times a second, sleeping between calls as a "
+                             "camera loop waits for its next frame, so that 'CPU ms' also counts "
+                             "what a tracker burns while waiting (default: back to back)")
     parser.add_argument("--steps", action="store_true",
                         help="time each step of our trackers (crop, blob, network, decode) "
                              "instead of whole updates")
@@ -131,6 +140,17 @@ def count_list(text: str, option: str) -> List[int]:
     if not parts:
         raise ValueError(f"{option}: expected comma-separated positive integers, got {text!r}")
     return [positive_int(part, option) for part in parts]
+
+
+def camera_rate(text: str) -> float:
+    """``--camera-fps``: a frame rate above 0 (at most 1000)."""
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = math.nan
+    if not 0 < rate <= 1000:
+        raise argparse.ArgumentTypeError(f"expected frames per second in (0, 1000], got {text!r}")
+    return rate
 
 
 def frame_count(text: str) -> Optional[int]:
@@ -171,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
         frames=frame_count(args.frames), clip=args.clip, weights=args.weights,
         untrained=args.untrained, baseline=not args.no_baseline, progress=not args.json,
         loads=load_list(args.load), thread_choice=args.thread_choice,
-        spinning=spinning_choice(args.spinning),
+        spinning=spinning_choice(args.spinning), camera_fps=args.camera_fps,
     )
     if args.json:
         print(json.dumps(asdict(report), indent=2))
@@ -197,6 +217,7 @@ def measure_speed(
     loads: Sequence[int] = (0,),
     thread_choice: str = "model",
     spinning: Optional[bool] = None,
+    camera_fps: Optional[float] = None,
 ) -> SpeedReport:
     """Time ``Tracker.update`` of every model on every backend at every thread count and load.
 
@@ -207,6 +228,7 @@ def measure_speed(
     present; ``progress`` shows a progress bar per thread count. ``loads``: numbers of busy
     background processes (:func:`.load.busy_processes`) to time under, each in turn.
     ``thread_choice`` and ``spinning`` set the onnxruntime sessions (:class:`SessionChoice`).
+    ``camera_fps`` paces the calls (:func:`time_interleaved`).
     Nothing is printed or written: the caller formats the report (:func:`format_report`,
     :func:`format_markdown`).
     """
@@ -238,15 +260,18 @@ def measure_speed(
             with busy_processes(load):
                 contenders = [_contender(model, backend, count, images[0], box, builder)
                               for model, backend in jobs]
-                seconds = time_interleaved(
+                measured = time_interleaved(
                     [update for _, update in contenders], images[1:], WARMUP_FRAMES,
                     progress=f"timing on {count} thread(s), load {load}" if progress else None,
+                    camera_fps=camera_fps,
                 )
-            for (model, backend), (label, _), times in zip(jobs, contenders, seconds):
-                timing = replace(summarize(label, backend, count, times), load=load,
+            for (model, backend), (label, _), calls in zip(jobs, contenders, measured):
+                timing = replace(summarize(label, backend, count, calls.seconds,
+                                           calls.cpu_seconds), load=load,
                                  session=sessions.label(model, backend, count))
                 timings.append(_add_flops(timing, flops[graph_of[model, backend]], limit[count]))
-    return SpeedReport(clip=name, frames=len(images) - WARMUP_FRAMES - 1, machine_gflops=limit,
+    return SpeedReport(clip=name, frames=len(images) - WARMUP_FRAMES - 1, camera_fps=camera_fps,
+                       machine_gflops=limit,
                        matmul_gflops=matmul, timings=_compare_with_baseline(timings))
 
 
@@ -260,6 +285,8 @@ def command_line(args: argparse.Namespace, extra: Sequence[object] = ()) -> str:
     for option, value in (("--clip", args.clip), ("--weights", args.weights)):
         if value is not None:
             parts += [option, value]
+    if args.camera_fps is not None:
+        parts += ["--camera-fps", f"{args.camera_fps:g}"]
     for option, value, default in (("--load", args.load, "0"),
                                    ("--thread-choice", args.thread_choice, "model"),
                                    ("--spinning", args.spinning, "model")):
@@ -404,44 +431,65 @@ def spinning_choice(text: str) -> Optional[bool]:
     return {"model": None, "on": True, "off": False}[text]
 
 
+@dataclass
+class Calls:
+    """What :func:`time_interleaved` measured of one ``update``: wall seconds per timed call,
+    and this process's CPU seconds (all threads) over the turns those calls were made in."""
+
+    seconds: List[float] = field(default_factory=list)
+    cpu_seconds: float = 0.0
+
+
 def time_interleaved(
     updates: Sequence[Callable[[np.ndarray], object]],
     frames: Sequence[np.ndarray],
     warmup: int,
     rounds: int = ROUNDS,
     progress: Optional[str] = None,
-) -> List[List[float]]:
-    """Seconds per call of each ``update`` on ``frames[warmup:]`` after ``warmup`` untimed calls.
+    camera_fps: Optional[float] = None,
+) -> List[Calls]:
+    """Time each ``update`` on ``frames[warmup:]`` after ``warmup`` untimed calls.
 
     Every tracker sees every frame in order, but the timed frames are cut into ``rounds``
     chunks taken in turn by each tracker, so a slow drift of the machine (clock, a neighbour's
-    load) spreads over all of them instead of favouring the ones timed first.
+    load) spreads over all of them instead of favouring the ones timed first. With
+    ``camera_fps`` a timed call starts at most every ``1 / camera_fps`` seconds (the wait is
+    slept, not timed), so the CPU seconds include what is burnt between frames.
     """
     for update in updates:
         for frame in frames[:warmup]:
             update(frame)
     timed = frames[warmup:]
+    period = 0.0 if camera_fps is None else 1.0 / camera_fps
     bounds = np.linspace(0, len(timed), min(rounds, len(timed)) + 1).astype(int)
-    seconds: List[List[float]] = [[] for _ in updates]
+    measured = [Calls() for _ in updates]
     steps = tqdm(total=len(updates) * len(timed), desc=progress, unit="frame",
                  disable=progress is None)
     for start, stop in zip(bounds[:-1], bounds[1:]):
-        for update, times in zip(updates, seconds):
+        for update, calls in zip(updates, measured):
+            cpu_start = time.process_time()
             for frame in timed[start:stop]:
                 begin = time.perf_counter()
                 update(frame)
-                times.append(time.perf_counter() - begin)
+                elapsed = time.perf_counter() - begin
+                calls.seconds.append(elapsed)
+                if elapsed < period:
+                    time.sleep(period - elapsed)
+            calls.cpu_seconds += time.process_time() - cpu_start
             steps.update(stop - start)
     steps.close()
-    return seconds
+    return measured
 
 
-def summarize(label: str, backend: str, threads: int, seconds: Sequence[float]) -> Timing:
+def summarize(label: str, backend: str, threads: int, seconds: Sequence[float],
+              cpu_seconds: Optional[float] = None) -> Timing:
+    """The timing of calls that took ``seconds`` each (and ``cpu_seconds`` in all)."""
     ms = np.asarray(seconds) * 1000.0
     return Timing(
         tracker=label, backend=backend, threads=threads, frames=len(ms),
         median_ms=float(np.median(ms)), p95_ms=float(np.percentile(ms, 95)),
         fps=float(len(ms) / (ms.sum() / 1000.0)),
+        cpu_ms=None if cpu_seconds is None else 1000.0 * cpu_seconds / len(ms),
     )
 
 
@@ -459,11 +507,19 @@ def _cell(value: Optional[float], spec: str, suffix: str = "") -> str:
 
 #: Columns of the text and the Markdown table; the last one only in a run with the baseline.
 TABLE_HEADER = ("tracker", "backend", "threads", "load", "session", "median ms", "p95 ms", "FPS",
-                "GFLOP/frame", "GFLOP/s", "of limit", "vs cv2.TrackerNano")
+                "CPU ms", "GFLOP/frame", "GFLOP/s", "of limit", "vs cv2.TrackerNano")
 BASELINE_NOTE = ("'vs cv2.TrackerNano' = FPS / cv2.TrackerNano's FPS at the same thread count "
                  "and load")
 LOAD_NOTE = ("load = busy background processes while timing; session = onnxruntime's intra-op "
              "threads and whether they spin")
+
+
+def _cpu_note(report: SpeedReport) -> str:
+    """What the 'CPU ms' column counts in ``report``'s run."""
+    counted = ("the calls back to back" if report.camera_fps is None else
+               f"the calls at a camera's {report.camera_fps:g} frames/s, the waits between "
+               "frames included")
+    return f"CPU ms = this process's CPU time per frame, all threads, over {counted}"
 
 
 def _has_baseline(report: SpeedReport) -> bool:
@@ -482,7 +538,7 @@ def table_rows(report: SpeedReport) -> List[List[str]]:
     return [
         [t.tracker, t.backend, str(t.threads), str(t.load), t.session, f"{t.median_ms:.2f}",
          f"{t.p95_ms:.2f}",
-         f"{t.fps:.1f}", _cell(t.gflops_per_frame, ".3f"), _cell(t.achieved_gflops, ".1f"),
+         f"{t.fps:.1f}", _cell(t.cpu_ms, ".2f"), _cell(t.gflops_per_frame, ".3f"), _cell(t.achieved_gflops, ".1f"),
          _cell(None if t.limit_ratio is None else 100 * t.limit_ratio, ".1f", "%"),
          _cell(t.vs_baseline, ".2f", "x")][:columns]
         for t in report.timings
@@ -503,14 +559,15 @@ def _limits(report: SpeedReport) -> str:
 def format_report(report: SpeedReport) -> str:
     """A plain-text table of the report, each column as wide as its widest cell."""
     return "\n".join([
-        f"clip: {report.clip}, {report.frames} timed frames after {WARMUP_FRAMES} warm-up frames",
+        f"clip: {report.clip}, {report.frames} timed frames after {WARMUP_FRAMES} warm-up frames"
+        + ("" if report.camera_fps is None else f", at most {report.camera_fps:g} calls a second"),
         f"machine fp32 matmul limit: {_limits(report)}",
         "",
         markdown.text_table(table_header(report), table_rows(report), left_columns=2),
         "",
         "FPS = timed frames / their total time; trackers timed in turns over "
         f"{ROUNDS} rounds; 'of limit' = FLOPs per frame x FPS / the matmul limit "
-        f"({LIMIT_NOTE}); {LOAD_NOTE}{_baseline_note(report)}.",
+        f"({LIMIT_NOTE}); {_cpu_note(report)}; {LOAD_NOTE}{_baseline_note(report)}.",
     ])
 
 
@@ -529,7 +586,8 @@ def format_markdown(report: SpeedReport, command: str) -> str:
         f"over {report.frames} frames of {Path(report.clip).name} "
         f"after {WARMUP_FRAMES} warm-up frames, the trackers timed in turns over {ROUNDS} rounds; "
         f"FPS = frames / total time; fp32 matmul limit {_limits(report)}; 'of limit' = FLOPs per "
-        f"frame x FPS / that limit ({LIMIT_NOTE}); {LOAD_NOTE}{_baseline_note(report)}.",
+        f"frame x FPS / that limit ({LIMIT_NOTE}); {_cpu_note(report)}; {LOAD_NOTE}"
+        f"{_baseline_note(report)}.",
         "",
     ])
 
