@@ -244,7 +244,7 @@ def test_threads_and_spinning_reach_the_sessions():
 
 def test_spinning_threads_stop_when_a_run_returns():
     """Between a camera's frames the pool sleeps: left spinning, its second thread would burn
-    most of the wait (about 26 of 33 ms at 30 frames/s when measured)."""
+    most of the wait (about 25 of 33 ms at 30 frames/s when measured)."""
     frames, box = speed.generated_clip(12)
     trk = tracker.build_tracker("nanotrack-v2", backend="onnxruntime", threads=2, spinning=True)
     trk.init(frames[0], box)

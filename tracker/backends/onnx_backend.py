@@ -49,7 +49,7 @@ def session(
     ``spinning``: the pool's threads spin between the operators of a run instead of sleeping
     (onnxruntime's ``session.intra_op.allow_spinning``), and stop spinning as soon as the run
     returns (``session.force_spinning_stop``): left spinning, they would burn a core between
-    a camera's frames, about 26 of every 33 ms at 30 frames/s (README "Speed on a busy CPU").
+    a camera's frames, about 25 of every 33 ms at 30 frames/s (README "Speed on a busy CPU").
     These settings belong to this session only. ``origin`` names a graph given as bytes in
     errors (the files it was made from).
     """

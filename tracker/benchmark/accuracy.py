@@ -212,8 +212,7 @@ def _run_shard(args: argparse.Namespace, options: dict) -> None:
     experiment, names = _open(args.dataset, args.root, args.models, **options, progress=True)
     index, count = args.shard
     seq_names = experiment.dataset.seq_names[index - 1::count]
-    settings = RunSettings(args.backend, _threads(args.threads, args.workers), args.raw_boxes,
-                           args.weights, args.short_term, args.uncorrected)
+    settings = _run_settings(args, _threads(args.threads, args.workers))
     _track_missing(experiment, args.models, names, seq_names, settings, args.workers,
                    [(args.results, "--results")], True)
     print(f"shard {index}/{count} done ({len(seq_names)} sequences); once "
@@ -225,11 +224,15 @@ def run_merge(args: argparse.Namespace) -> int:
     """``merge``: the report of ``accuracy`` from existing result files."""
     experiment, names = _open(args.dataset, args.root, args.models, **_options(args),
                               progress=True)
-    settings = RunSettings(args.backend, None, args.raw_boxes, args.weights, args.short_term,
-                           args.uncorrected)
-    _check_settings(experiment, args.models, names, settings, record=False)
+    _check_settings(experiment, args.models, names, _run_settings(args, threads=None))
     _print(_report(experiment, names), args)
     return 0
+
+
+def _run_settings(args: argparse.Namespace, threads: Optional[int]) -> "RunSettings":
+    """The :class:`RunSettings` of ``accuracy``'s or ``merge``'s options."""
+    return RunSettings(args.backend, threads, args.raw_boxes, args.weights, args.short_term,
+                       args.uncorrected)
 
 
 def _options(args: argparse.Namespace) -> dict:
@@ -272,7 +275,7 @@ def _track_missing(experiment, models: Sequence[str], names: Sequence[str],
                    folders: Sequence[Tuple[Path, str]], progress: bool) -> None:
     """Track the (model, sequence) pairs without results; ``folders`` (path, option) are
     checked writable first. On Ctrl-C, say what is left and raise KeyboardInterrupt again."""
-    _check_settings(experiment, models, names, settings, record=False)
+    _check_settings(experiment, models, names, settings)
     tasks = [
         (model, seq) for model, name in zip(models, names) for seq in seq_names
         if not experiment.is_done(name, seq)
@@ -287,7 +290,9 @@ def _track_missing(experiment, models: Sequence[str], names: Sequence[str],
     for folder, option in folders:
         ensure_writable_dir(folder, option)
     _check_models(models, settings)
-    _check_settings(experiment, models, names, settings, record=True)
+    for model, name in zip(models, names):
+        if experiment.recorded_settings(name) is None:
+            experiment.record_settings(name, settings.recorded(model))
     by_model = dict(zip(models, names))
     try:
         _track(experiment, tasks, settings, workers, progress)
@@ -299,20 +304,15 @@ def _track_missing(experiment, models: Sequence[str], names: Sequence[str],
 
 
 def _check_settings(experiment, models: Sequence[str], names: Sequence[str],
-                    settings: "RunSettings", record: bool) -> None:
+                    settings: "RunSettings") -> None:
     """Refuse stored results that were tracked with other settings than ``settings`` (another
-    tracking config, e.g. changed defaults), and with ``record`` store the settings of the
-    trackers that have none yet."""
+    tracking config, e.g. changed defaults) or before settings were recorded."""
     for model, name in zip(models, names):
         wanted = settings.recorded(model)
         stored = experiment.recorded_settings(name)
-        if stored == wanted:
+        if stored == wanted or (stored is None and not experiment.has_results(name)):
             continue
         folder = Path(experiment.result_dir) / name
-        if stored is None and not experiment.has_results(name):
-            if record:
-                experiment.record_settings(name, wanted)
-            continue
         what = ("were tracked before the settings were recorded" if stored is None else
                 "were tracked with other settings (" + "; ".join(_differences(stored, wanted))
                 + ")")
